@@ -1,1 +1,204 @@
-fn main() {}
+//! The `cairn` binary: reads Prometheus-named flags, loads the configuration, opens the
+//! database, starts discovery, scraping and the HTTP server, and handles SIGHUP (reload)
+//! and SIGTERM/SIGINT (orderly shutdown). Everything is built here and passed down.
+
+use anyhow::Context;
+use cairn::app::{App, Loaded};
+use cairn::model::time::{PromDuration, now_ms};
+use cairn::{config, discovery, http, promql, scrape, tsdb};
+use clap::Parser;
+use parking_lot::{Mutex, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// A Prometheus-compatible monitoring server with its own time-series database.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+struct Flags {
+    /// Configuration file path (Prometheus's schema).
+    #[arg(long = "config.file", default_value = "config.yml")]
+    config_file: PathBuf,
+    /// Base path for metrics storage.
+    #[arg(long = "storage.tsdb.path", default_value = "data/")]
+    tsdb_path: PathBuf,
+    /// How long to retain samples in storage (enforced once blocks land).
+    #[arg(long = "storage.tsdb.retention.time", default_value = "15d")]
+    retention_time: PromDuration,
+    /// How often the write-ahead log is fsynced; 0s fsyncs on every commit. Samples are
+    /// written to the OS before they are acknowledged either way, so they survive a
+    /// crash of cairn; this bounds what a power loss can take.
+    #[arg(long = "storage.tsdb.wal-fsync-interval", default_value = "1s")]
+    wal_fsync_interval: PromDuration,
+    /// Address to listen on for the UI, API and telemetry.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
+    listen_address: String,
+    /// Enable shutdown and reload via HTTP request.
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+    /// Accepted for compatibility: cairn's remote write receiver is always on
+    /// (Prometheus needs this flag to enable it).
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
+    /// Largest remote write request body accepted, in bytes (compressed).
+    #[arg(long = "web.remote-write.max-body-bytes", default_value_t = 32 << 20)]
+    remote_write_max_bytes: usize,
+    /// The maximum lookback duration for retrieving metrics during expression evaluations.
+    #[arg(long = "query.lookback-delta", default_value = "5m")]
+    lookback_delta: PromDuration,
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: String,
+}
+
+impl Flags {
+    /// Flag names and values for `/api/v1/status/flags`.
+    fn as_pairs(&self) -> Vec<(String, String)> {
+        vec![
+            ("config.file".into(), self.config_file.display().to_string()),
+            (
+                "storage.tsdb.path".into(),
+                self.tsdb_path.display().to_string(),
+            ),
+            (
+                "storage.tsdb.retention.time".into(),
+                self.retention_time.to_string(),
+            ),
+            (
+                "storage.tsdb.wal-fsync-interval".into(),
+                self.wal_fsync_interval.to_string(),
+            ),
+            ("web.listen-address".into(), self.listen_address.clone()),
+            (
+                "web.enable-lifecycle".into(),
+                self.enable_lifecycle.to_string(),
+            ),
+            (
+                "web.enable-remote-write-receiver".into(),
+                self.enable_remote_write_receiver.to_string(),
+            ),
+            (
+                "query.lookback-delta".into(),
+                self.lookback_delta.to_string(),
+            ),
+            ("log.level".into(), self.log_level.clone()),
+        ]
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("cairn={0},{0}", flags.log_level))
+        .with_context(|| format!("invalid --log.level {:?}", flags.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cairn")
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(flags))
+}
+
+async fn run(flags: Flags) -> anyhow::Result<()> {
+    cairn::httpclient::install_crypto_provider();
+    let cfg = config::load_file(&flags.config_file)
+        .with_context(|| format!("error loading config from {:?}", flags.config_file))?;
+    std::fs::create_dir_all(&flags.tsdb_path)
+        .with_context(|| format!("creating {}", flags.tsdb_path.display()))?;
+    let started = std::time::Instant::now();
+    let db = tsdb::Db::open(
+        &flags.tsdb_path,
+        tsdb::DbOptions {
+            wal_fsync_interval: flags.wal_fsync_interval.0,
+            ..Default::default()
+        },
+    )
+    .with_context(|| format!("opening storage at {}", flags.tsdb_path.display()))?;
+    tracing::info!(elapsed = ?started.elapsed(), series = db.stats().num_series, "storage ready");
+
+    let storage: Arc<dyn cairn::storage::Storage> = Arc::new(db.clone());
+    let (disc, mut targets_rx) = discovery::Manager::new();
+    let scrape = Arc::new(Mutex::new(scrape::ScrapeManager::new(storage.clone())));
+    let yaml = config::to_yaml(&cfg);
+    let app = Arc::new(App {
+        db: db.clone(),
+        storage,
+        engine: promql::Engine::new(promql::EngineOptions {
+            lookback_delta: flags.lookback_delta.0,
+            ..Default::default()
+        }),
+        scrape: scrape.clone(),
+        discovery: Mutex::new(disc),
+        config_path: flags.config_file.clone(),
+        current: RwLock::new(Loaded {
+            config: cfg,
+            yaml,
+            loaded_at_ms: now_ms(),
+        }),
+        reload_ok: AtomicBool::new(true),
+        last_reload_success_ms: AtomicI64::new(now_ms()),
+        flags: flags.as_pairs(),
+        started_at_ms: now_ms(),
+        lifecycle_enabled: flags.enable_lifecycle,
+        ready: AtomicBool::new(false),
+        remote_write_max_bytes: flags.remote_write_max_bytes,
+        retention: flags.retention_time.to_string(),
+    });
+    {
+        let cfg = app.current.read().config.clone();
+        app.apply(&cfg);
+    }
+
+    // Discovery results flow to the scrape manager.
+    tokio::spawn(async move {
+        while targets_rx.changed().await.is_ok() {
+            let sets = targets_rx.borrow_and_update().clone();
+            scrape.lock().sync(sets);
+        }
+    });
+
+    // SIGHUP reloads the configuration.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let reload_app = app.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let a = reload_app.clone();
+            let _ = tokio::task::spawn_blocking(move || a.reload()).await;
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(&flags.listen_address)
+        .await
+        .with_context(|| format!("listening on {}", flags.listen_address))?;
+    tracing::info!(address = %flags.listen_address, "listening");
+    app.ready.store(true, Ordering::Relaxed);
+    axum::serve(listener, http::router(app.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+
+    tracing::info!("shutting down");
+    app.scrape.lock().stop_all();
+    app.db.close().context("closing storage")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

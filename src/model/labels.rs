@@ -179,10 +179,7 @@ impl LabelsBuilder {
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
         let name = name.into();
         let value = value.into();
-        match self
-            .labels
-            .binary_search_by(|l| l.name.as_str().cmp(&name))
-        {
+        match self.labels.binary_search_by(|l| l.name.as_str().cmp(&name)) {
             Ok(i) => {
                 if value.is_empty() {
                     self.labels.remove(i);
@@ -200,10 +197,7 @@ impl LabelsBuilder {
     }
 
     pub fn del(&mut self, name: &str) -> &mut Self {
-        if let Ok(i) = self
-            .labels
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-        {
+        if let Ok(i) = self.labels.binary_search_by(|l| l.name.as_str().cmp(name)) {
             self.labels.remove(i);
         }
         self

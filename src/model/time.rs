@@ -174,3 +174,10 @@ impl<'de> serde::Deserialize<'de> for PromDuration {
             .map_err(serde::de::Error::custom)
     }
 }
+
+impl std::str::FromStr for PromDuration {
+    type Err = TimeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_duration(s).map(PromDuration)
+    }
+}

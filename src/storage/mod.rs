@@ -73,7 +73,9 @@ pub struct Series {
 
 impl std::fmt::Debug for Series {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Series").field("labels", &self.labels).finish()
+        f.debug_struct("Series")
+            .field("labels", &self.labels)
+            .finish()
     }
 }
 
@@ -88,8 +90,7 @@ pub trait Querier: Send + Sync {
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
 
     /// Values of label `name` on series matching `matchers` (all when empty), sorted.
-    fn label_values(&self, name: &str, matchers: &[Matcher])
-    -> Result<Vec<String>, StorageError>;
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
 }
 
 /// A database: hands out appenders and queriers. Cheap to share behind an `Arc`.

@@ -1,0 +1,111 @@
+//! The HTTP server: Prometheus's API under `/api/v1`, the lifecycle endpoints under
+//! `/-/`, cairn's own `/metrics`, and the built-in UI. Handlers are thin: they parse
+//! parameters, call into the app on the blocking pool where work is heavy, and encode.
+
+mod json;
+mod lifecycle;
+mod params;
+mod query;
+mod status;
+mod write;
+
+pub use crate::app::App as AppState;
+pub use query::encode_value;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use params::Params;
+use std::sync::Arc;
+
+type S = Arc<AppState>;
+
+pub fn router(state: S) -> Router {
+    let api = Router::new()
+        .route("/query", get(query_h).post(query_h))
+        .route("/query_range", get(query_range_h).post(query_range_h))
+        .route("/series", get(series_h).post(series_h))
+        .route("/labels", get(labels_h).post(labels_h))
+        .route("/label/{name}/values", get(label_values_h))
+        .route("/targets", get(targets_h))
+        .route("/status/config", get(|State(s): State<S>| status::config(s)))
+        .route("/status/flags", get(|State(s): State<S>| status::flags(s)))
+        .route("/status/buildinfo", get(status::buildinfo))
+        .route("/status/runtimeinfo", get(|State(s): State<S>| status::runtimeinfo(s)))
+        .route(
+            "/write",
+            post(|State(s): State<S>, h: HeaderMap, b: axum::body::Body| write::write(s, h, b)),
+        );
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/-/healthy", get(lifecycle::healthy).head(lifecycle::healthy))
+        .route("/-/ready", get(|State(s): State<S>| lifecycle::ready(s)))
+        .route(
+            "/-/reload",
+            post(|State(s): State<S>| lifecycle::reload(s)).put(|State(s): State<S>| lifecycle::reload(s)),
+        )
+        .route("/metrics", get(|State(s): State<S>| lifecycle::metrics(s)))
+        .route("/", get(ui))
+        .route("/graph", get(ui))
+        .fallback(not_found)
+        // Remote write bodies are read with their own limit (write.rs); query forms
+        // keep the default.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+async fn ui() -> Html<&'static str> {
+    Html(include_str!("../../web/index.html"))
+}
+
+/// Query-string and form-body parameters, merged as Prometheus does.
+struct P(Params);
+
+impl<St: Send + Sync> axum::extract::FromRequest<St> for P {
+    type Rejection = Response;
+    async fn from_request(req: axum::extract::Request, st: &St) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let headers = req.headers().clone();
+        // Forms are small; 16 MiB covers very long match[] lists.
+        let body = if method == Method::POST {
+            let b = axum::body::to_bytes(req.into_body(), 16 << 20).await;
+            b.map_err(|e| json::ApiError::bad_data(e.to_string()).into_response())?
+        } else {
+            let _ = st;
+            Bytes::new()
+        };
+        Ok(P(Params::from_request(&method, &uri, &headers, &body)))
+    }
+}
+
+fn respond(r: Result<Response, json::ApiError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn query_h(State(s): State<S>, P(p): P) -> Response {
+    respond(query::query(s, p).await)
+}
+async fn query_range_h(State(s): State<S>, P(p): P) -> Response {
+    respond(query::query_range(s, p).await)
+}
+async fn series_h(State(s): State<S>, P(p): P) -> Response {
+    respond(query::series(s, p).await)
+}
+async fn labels_h(State(s): State<S>, P(p): P) -> Response {
+    respond(query::labels(s, p).await)
+}
+async fn label_values_h(State(s): State<S>, Path(name): Path<String>, uri: Uri) -> Response {
+    let p = Params::from_request(&Method::GET, &uri, &HeaderMap::new(), &Bytes::new());
+    respond(query::label_values(s, p, name).await)
+}
+async fn targets_h(State(s): State<S>, P(p): P) -> Response {
+    respond(status::targets(s, p).await)
+}

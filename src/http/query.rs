@@ -1,0 +1,215 @@
+//! `/api/v1/query`, `/api/v1/query_range`, `/api/v1/series`, `/api/v1/labels` and
+//! `/api/v1/label/<name>/values`: parameters checked with Prometheus's messages, the
+//! engine or querier called off the async threads, results encoded as Prometheus does.
+
+use super::AppState;
+use super::json::{self, ApiError, ErrorType};
+use super::params::{MAX_TIME, MIN_TIME, Params, parse_duration_param};
+use crate::model::{Labels, Matcher};
+use crate::promql::{self, Value};
+use axum::response::Response;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Prometheus refuses range queries with more points than this per series.
+const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+pub async fn query(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
+    let q = p
+        .get("query")
+        .ok_or_else(|| ApiError::param("query", "query must not be empty"))?
+        .to_string();
+    let t = p.time_now("time")?;
+    let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
+    let value = blocking(move || state.engine.instant(state.storage.as_ref(), &expr, t)).await?;
+    Ok(json::success_raw(&encode_value(&value)))
+}
+
+pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
+    let q = p
+        .get("query")
+        .ok_or_else(|| ApiError::param("query", "query must not be empty"))?
+        .to_string();
+    let start = required_time(&p, "start")?;
+    let end = required_time(&p, "end")?;
+    if end < start {
+        return Err(ApiError::param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = p
+        .get("step")
+        .ok_or_else(|| ApiError::param("step", "cannot parse \"\" to a valid duration"))
+        .and_then(|s| parse_duration_param(s).map_err(|e| ApiError::param("step", e)))?;
+    if step <= 0 {
+        return Err(ApiError::param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > MAX_POINTS_PER_SERIES {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
+    let value =
+        blocking(move || state.engine.range(state.storage.as_ref(), &expr, start, end, step))
+            .await?;
+    Ok(json::success_raw(&encode_value(&value)))
+}
+
+fn required_time(p: &Params, name: &str) -> Result<i64, ApiError> {
+    match p.get(name) {
+        None | Some("") => Err(ApiError::param(name, "cannot parse \"\" to a valid timestamp")),
+        Some(_) => p.time_or(name, 0),
+    }
+}
+
+/// Runs engine work on the blocking pool so a heavy query doesn't stall scrapes.
+async fn blocking<F>(f: F) -> Result<Value, ApiError>
+where
+    F: FnOnce() -> Result<Value, promql::EvalError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorType::Execution, e.to_string()))
+}
+
+/// `{"resultType":...,"result":...}`
+pub fn encode_value(v: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    match v {
+        Value::Scalar(s) => {
+            out.push_str(r#"{"resultType":"scalar","result":"#);
+            json::write_point(&mut out, s.t, s.v);
+        }
+        Value::String(s, t) => {
+            out.push_str(r#"{"resultType":"string","result":["#);
+            json::write_timestamp(&mut out, *t);
+            out.push(',');
+            json::write_str(&mut out, s);
+            out.push(']');
+        }
+        Value::Vector(samples) => {
+            out.push_str(r#"{"resultType":"vector","result":["#);
+            for (i, (labels, s)) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                json::write_labels(&mut out, labels);
+                out.push_str(r#","value":"#);
+                json::write_point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(series) => {
+            out.push_str(r#"{"resultType":"matrix","result":["#);
+            for (i, (labels, points)) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                json::write_labels(&mut out, labels);
+                out.push_str(r#","values":["#);
+                for (j, s) in points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    json::write_point(&mut out, s.t, s.v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    out
+}
+
+fn storage_error(e: crate::storage::StorageError) -> ApiError {
+    ApiError::new(ErrorType::Internal, e.to_string())
+}
+
+pub async fn series(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
+    let sets = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let start = p.time_or("start", MIN_TIME)?;
+    let end = p.time_or("end", MAX_TIME)?;
+    let found: BTreeSet<Labels> = tokio::task::spawn_blocking(move || {
+        let q = state.storage.querier(start, end).map_err(storage_error)?;
+        let mut found = BTreeSet::new();
+        for matchers in &sets {
+            for s in q.select(matchers).map_err(storage_error)? {
+                found.insert(s.labels);
+            }
+        }
+        Ok::<_, ApiError>(found)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))??;
+    let mut out = String::from("[");
+    for (i, l) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::write_labels(&mut out, l);
+    }
+    out.push(']');
+    Ok(json::success_raw(&out))
+}
+
+pub async fn labels(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
+    label_query(state, p, None).await
+}
+
+pub async fn label_values(
+    state: Arc<AppState>,
+    p: Params,
+    name: String,
+) -> Result<Response, ApiError> {
+    if !valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    label_query(state, p, Some(name)).await
+}
+
+/// Label names (`name` None) or one label's values, over all match[] sets (or all series).
+async fn label_query(
+    state: Arc<AppState>,
+    p: Params,
+    name: Option<String>,
+) -> Result<Response, ApiError> {
+    let sets = p.matchers()?;
+    let start = p.time_or("start", MIN_TIME)?;
+    let end = p.time_or("end", MAX_TIME)?;
+    let values = tokio::task::spawn_blocking(move || {
+        let q = state.storage.querier(start, end).map_err(storage_error)?;
+        let sets: Vec<Vec<Matcher>> = if sets.is_empty() { vec![vec![]] } else { sets };
+        let mut all = BTreeSet::new();
+        for m in &sets {
+            let found = match &name {
+                None => q.label_names(m),
+                Some(n) => q.label_values(n, m),
+            }
+            .map_err(storage_error)?;
+            all.extend(found);
+        }
+        Ok::<_, ApiError>(all)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))??;
+    json::success(&values.into_iter().collect::<Vec<_>>())
+}
+
+pub fn valid_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
