@@ -74,6 +74,12 @@ pub fn format_duration_ms(mut ms: u64) -> String {
     }
     let mut out = String::new();
     for (u, size) in UNITS {
+        // Years and weeks only when exact, as Prometheus prints: `90d` reads better
+        // than `12w6d`.
+        let exact_only = u == "y" || u == "w";
+        if exact_only && ms % size != 0 {
+            continue;
+        }
         if ms >= size {
             out.push_str(&(ms / size).to_string());
             out.push_str(u);
@@ -125,6 +131,8 @@ mod tests {
         assert!(parse_duration_ms("m").is_err());
         assert_eq!(format_duration_ms(5_400_000), "1h30m");
         assert_eq!(format_duration_ms(15_000), "15s");
+        assert_eq!(format_duration_ms(90 * 86_400_000), "90d");
+        assert_eq!(format_duration_ms(14 * 86_400_000), "2w");
     }
 
     #[test]
