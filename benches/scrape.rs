@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
     let mut cache = ScrapeCache::new();
     let mut scratch = Scratch::default();
     let mut t = 0i64;
+    let mut stats = Default::default();
     g.bench_function("steady", |b| {
         b.iter(|| {
             t += 15_000;

@@ -115,7 +115,20 @@ pub fn write_value(out: &mut String, v: f64) {
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
     } else {
-        let _ = write!(out, "{v}");
+        let abs = v.abs();
+        if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+            // Go's 'e' format, which Prometheus switches to outside [1e-6, 1e21): a signed
+            // exponent of at least two digits (`1e-07`, `1.5e+21`).
+            let e = format!("{v:e}");
+            let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
+        } else {
+            let _ = write!(out, "{v}");
+        }
     }
 }
 
@@ -205,7 +218,12 @@ mod tests {
         assert_eq!(f(f64::NEG_INFINITY), "-Inf");
         assert_eq!(f(1.0), "1");
         assert_eq!(f(0.1), "0.1");
-        assert_eq!(f(1e21), "1000000000000000000000");
+        assert_eq!(f(1e21), "1e+21");
+        assert_eq!(f(-1.5e300), "-1.5e+300");
+        assert_eq!(f(1e-7), "1e-07");
+        assert_eq!(f(0.000001), "0.000001");
+        assert_eq!(f(123456789012.5), "123456789012.5");
+        assert_eq!(f(0.0), "0");
     }
 
     #[test]

@@ -87,9 +87,12 @@ pub struct Scratch {
 
 /// Parses `body` and appends its samples at `default_t` (ms) unless the body carries its
 /// own timestamps and `honor_timestamps` is set. Series that vanished since the last
-/// committed scrape get staleness markers at `default_t`. On error the caller rolls the
-/// appender back; the cache may then hold refs of rolled-back series, which
-/// `append_ref` reports as unknown and which are then resolved again.
+/// committed scrape get staleness markers at `default_t`. `stats` counts what was seen,
+/// up to the error if there is one (Prometheus reports those counts for failed scrapes
+/// too). On error the caller rolls the appender back; the cache may then hold refs of
+/// rolled-back series, which `append_ref` reports as unknown and which are then resolved
+/// again.
+#[allow(clippy::too_many_arguments)]
 pub fn append_scrape(
     cache: &mut ScrapeCache,
     app: &mut dyn Appender,
@@ -98,8 +101,9 @@ pub fn append_scrape(
     format: Format,
     default_t: i64,
     opts: &AppendOptions<'_>,
-) -> Result<AppendStats, AppendScrapeError> {
-    let mut stats = AppendStats::default();
+    stats: &mut AppendStats,
+) -> Result<(), AppendScrapeError> {
+    *stats = AppendStats::default();
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next()? {
         let Entry::Series(line) = entry else {
@@ -134,7 +138,7 @@ pub fn append_scrape(
         match outcome {
             Outcome::Appended => {}
             Outcome::Dropped => continue,
-            Outcome::Rejected(e) => count_rejection(&mut stats, &e),
+            Outcome::Rejected(e) => count_rejection(stats, &e),
         }
         stats.post_relabel += 1;
         if opts.limits.sample_limit > 0 && stats.post_relabel > opts.limits.sample_limit {
@@ -148,7 +152,7 @@ pub fn append_scrape(
         // error worth failing the scrape for.
         let _ = app.append_ref(r, default_t, crate::model::stale_nan());
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// Appends staleness markers at `t` for every series of the last committed scrape: used

@@ -141,6 +141,7 @@ impl LoopState {
             metric_relabel: &ctx.metric_relabel,
             limits: ctx.limits,
         };
+        let mut stats = AppendStats::default();
         let outcome = match fetched {
             Ok(format) => append::append_scrape(
                 &mut self.cache,
@@ -150,6 +151,7 @@ impl LoopState {
                 format,
                 t,
                 &opts,
+                &mut stats,
             )
             .map_err(|e| {
                 ctx.metrics.count_append_error(&e);
@@ -160,13 +162,13 @@ impl LoopState {
                 Err(e.to_string())
             }
         };
-        let (stats, error) = match outcome {
-            Ok(stats) => (stats, None),
+        let error = match outcome {
+            Ok(()) => None,
             Err(msg) => {
                 // Nothing of a failed scrape is kept; its series go stale.
                 app.rollback();
                 append::append_all_stale(&self.cache, app.as_mut(), &mut self.scratch, t);
-                (AppendStats::default(), Some(msg))
+                Some(msg)
             }
         };
         let duration = started.elapsed();
