@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
                     Format::Text,
                     1_000,
                     &opts,
+                    &mut Default::default(),
                 )
                 .expect("scrape");
                 app.commit().expect("commit");
@@ -102,6 +103,7 @@ fn bench(c: &mut Criterion) {
                 Format::Text,
                 t,
                 &opts,
+                &mut stats,
             )
             .expect("scrape");
             app.commit().expect("commit");

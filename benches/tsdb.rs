@@ -1,1 +1,335 @@
-fn main() {}
+//! Benchmarks of the TSDB head: appends (by ref and first-time by labels), XOR chunk
+//! iteration, postings intersection and WAL replay, plus two figures criterion cannot
+//! give: heap bytes per series and allocations per appended sample, both measured with a
+//! counting global allocator.
+//!
+//! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
+
+use cairn::model::Labels;
+use cairn::storage::Storage;
+use cairn::tsdb::chunkenc::{XorAppender, XorIterator};
+use cairn::tsdb::index::intersect;
+use cairn::tsdb::{Db, DbOptions};
+use criterion::{BatchSize, Criterion, Throughput};
+use roaring::RoaringBitmap;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Counts live heap bytes and allocation calls.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers every operation to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn opts() -> DbOptions {
+    DbOptions {
+        wal_fsync_interval: Duration::from_secs(3600),
+        ..DbOptions::default()
+    }
+}
+
+const MODES: [&str; 8] = [
+    "user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice",
+];
+
+/// Series `i` of a node-exporter-like population: 100 metric names x 1000 instances, ten
+/// labels each. With `unique_id`, one label is a per-series id (the worst case for the
+/// index: a value shared by no other series).
+fn labels(i: usize, unique_id: bool) -> Labels {
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("__name__", format!("node_metric_{}_total", i % 100)),
+        ("job", "node".into()),
+        ("instance", format!("host-{:04}.example.org:9100", i / 100)),
+        ("cpu", (i % 16).to_string()),
+        ("mode", MODES[i % 8].into()),
+        ("device", format!("sd{}", (b'a' + (i % 4) as u8) as char)),
+        (
+            "env",
+            ["staging", "prod", "prod", "prod", "prod"][i % 5].into(),
+        ),
+        ("region", format!("eu-west-{}", i % 3)),
+        ("team", format!("team-{}", i % 12)),
+    ];
+    if unique_id {
+        pairs.push((
+            "id",
+            format!(
+                "{:08x}-7c1e-4b7a-9f3e-{:012x}",
+                i * 2_654_435_761 % (1 << 32),
+                i
+            ),
+        ));
+    } else {
+        pairs.push(("zone", format!("z{}", i % 6)));
+    }
+    Labels::from_pairs(pairs)
+}
+
+/// Heap bytes per series for 100k series of ten labels holding one chunk each.
+fn heap_per_series(samples: i64, unique_id: bool) -> f64 {
+    const N: usize = 100_000;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let all: Vec<Labels> = (0..N).map(|i| labels(i, unique_id)).collect();
+    let db = Db::open(tmp.path(), opts()).expect("open");
+    let base = LIVE.load(Ordering::Relaxed);
+    let mut refs = vec![0u64; N];
+    let t0 = 1_700_000_000_000i64;
+    for s in 0..samples {
+        // Commits of 10k samples, as a scrape of a large target would make.
+        for (chunk_i, chunk) in all.chunks(10_000).enumerate() {
+            let mut app = db.appender();
+            for (j, l) in chunk.iter().enumerate() {
+                let i = chunk_i * 10_000 + j;
+                let t = t0 + s * 15_000 + (i % 7) as i64;
+                let v = (s * (i as i64 % 100)) as f64;
+                if s == 0 {
+                    refs[i] = app.append(l, t, v).expect("append");
+                } else {
+                    app.append_ref(refs[i], t, v).expect("append_ref");
+                }
+            }
+            app.commit().expect("commit");
+        }
+    }
+    let used = LIVE.load(Ordering::Relaxed) - base;
+    assert_eq!(db.stats().num_series, N as u64);
+    drop(db);
+    used as f64 / N as f64
+}
+
+/// Allocations per sample of a steady scrape: 10k known series, append_ref + commit.
+fn allocs_per_sample() -> f64 {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(tmp.path(), opts()).expect("open");
+    let mut app = db.appender();
+    let refs: Vec<u64> = (0..10_000)
+        .map(|i| app.append(&labels(i, false), 0, 0.0).expect("append"))
+        .collect();
+    app.commit().expect("commit");
+    drop(app);
+    // Warm up past two chunk cuts so buffers reach their steady size, then measure one
+    // chunk's worth of scrapes (which includes one cut per series).
+    let scrape = |round: i64| {
+        let mut app = db.appender();
+        for (i, r) in refs.iter().enumerate() {
+            app.append_ref(*r, round * 15_000, (round + i as i64) as f64)
+                .expect("append_ref");
+        }
+        app.commit().expect("commit");
+    };
+    for round in 1..=240 {
+        scrape(round);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let rounds = 120;
+    for round in 241..241 + rounds {
+        scrape(round);
+    }
+    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / (rounds as f64 * refs.len() as f64)
+}
+
+fn bench_append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("head_append");
+    // append_ref + commit: one commit of 10k series x 10 samples.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(tmp.path(), opts()).expect("open");
+    let mut app = db.appender();
+    let refs: Vec<u64> = (0..10_000)
+        .map(|i| app.append(&labels(i, false), 0, 0.0).expect("append"))
+        .collect();
+    app.commit().expect("commit");
+    let mut t = 0i64;
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("append_ref_commit_10k_series_x10", |b| {
+        b.iter(|| {
+            for _ in 0..10 {
+                t += 15_000;
+                for (i, r) in refs.iter().enumerate() {
+                    app.append_ref(*r, t, (t / 1000 + i as i64) as f64)
+                        .expect("append_ref");
+                }
+            }
+            app.commit().expect("commit");
+        })
+    });
+    drop((app, db, tmp));
+
+    // First-time appends: 1,000 new series (ten labels) per commit.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(tmp.path(), opts()).expect("open");
+    let mut next = 0usize;
+    g.throughput(Throughput::Elements(1_000));
+    g.bench_function("append_new_series_1k", |b| {
+        b.iter_batched(
+            || {
+                let ls: Vec<Labels> = (next..next + 1_000).map(|i| labels(i, true)).collect();
+                next += 1_000;
+                ls
+            },
+            |ls| {
+                let mut app = db.appender();
+                for l in &ls {
+                    app.append(l, 1, 1.0).expect("append");
+                }
+                app.commit().expect("commit");
+                // Returned so that freeing the inputs is not timed.
+                ls
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // The remote-write path: append by labels to series that exist.
+    let known: Vec<Labels> = (0..1_000).map(|i| labels(i, true)).collect();
+    let mut t = 1i64;
+    g.bench_function("append_existing_by_labels_1k", |b| {
+        b.iter(|| {
+            t += 1;
+            let mut app = db.appender();
+            for l in &known {
+                app.append(l, t, 1.0).expect("append");
+            }
+            app.commit().expect("commit");
+        })
+    });
+    g.finish();
+}
+
+fn bench_chunk(c: &mut Criterion) {
+    let mut a = XorAppender::new();
+    let mut v = 1000.0;
+    for i in 0..120i64 {
+        // A counter scraped every 15s with a little jitter.
+        v += (i * 7 % 13) as f64;
+        a.append(1_700_000_000_000 + i * 15_000 + (i * 31 % 5), v);
+    }
+    let bytes = a.bytes().to_vec();
+    let mut g = c.benchmark_group("chunk");
+    g.throughput(Throughput::Elements(120));
+    g.bench_function("xor_iterate_120", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for (t, v) in XorIterator::new(black_box(&bytes)) {
+                sum += v + t as f64;
+            }
+            sum
+        })
+    });
+    g.bench_function("xor_append_120", |b| {
+        b.iter(|| {
+            let mut a = XorAppender::new();
+            for i in 0..120i64 {
+                a.append(i * 15_000, (i * 3) as f64);
+            }
+            a.num_samples()
+        })
+    });
+    g.finish();
+}
+
+fn bench_postings(c: &mut Criterion) {
+    // Two 100k-entry lists over 1M refs: one a dense run, one spread out.
+    let a: RoaringBitmap = (0..1_000_000u32).filter(|x| x % 10 == 3).collect();
+    let b: RoaringBitmap = (0..1_000_000u32)
+        .map(|x| x.wrapping_mul(2_654_435_761) % 1_000_000)
+        .take(100_000)
+        .collect();
+    let mut g = c.benchmark_group("postings");
+    g.throughput(Throughput::Elements(200_000));
+    g.bench_function("intersect_100k_x_100k", |bn| {
+        bn.iter(|| intersect(black_box(&a), black_box(&b)).len())
+    });
+    g.finish();
+}
+
+fn bench_replay(c: &mut Criterion) {
+    // A WAL of 10k series x 100 samples (1M samples).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    {
+        let db = Db::open(tmp.path(), opts()).expect("open");
+        let mut app = db.appender();
+        let refs: Vec<u64> = (0..10_000)
+            .map(|i| app.append(&labels(i, false), 0, 0.0).expect("append"))
+            .collect();
+        app.commit().expect("commit");
+        for round in 1..100i64 {
+            for (i, r) in refs.iter().enumerate() {
+                app.append_ref(*r, round * 15_000, (round * i as i64) as f64)
+                    .expect("append_ref");
+            }
+            app.commit().expect("commit");
+        }
+    }
+    let mut g = c.benchmark_group("wal");
+    g.throughput(Throughput::Elements(1_000_000));
+    g.sample_size(10);
+    g.bench_function("replay_1m_samples", |b| {
+        b.iter(|| {
+            let db = Db::open(tmp.path(), opts()).expect("open");
+            db.stats().replayed_samples
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    let start = Instant::now();
+    for (samples, unique) in [(1, false), (120, false), (1, true), (120, true)] {
+        let b = heap_per_series(samples, unique);
+        println!(
+            "heap bytes/series: {b:.0} (100k series, 10 labels{}, one chunk of {samples} sample{})",
+            if unique {
+                ", one label unique per series"
+            } else {
+                ""
+            },
+            if samples == 1 { "" } else { "s" },
+        );
+    }
+    println!(
+        "allocations per sample (steady scrape, append_ref + commit): {:.4}",
+        allocs_per_sample()
+    );
+    println!(
+        "(figures above took {:.1}s)\n",
+        start.elapsed().as_secs_f64()
+    );
+
+    let mut c = Criterion::default().configure_from_args();
+    bench_append(&mut c);
+    bench_chunk(&mut c);
+    bench_postings(&mut c);
+    bench_replay(&mut c);
+    c.final_summary();
+}

@@ -68,7 +68,8 @@ impl App {
                     loaded_at_ms: now_ms(),
                 };
                 self.reload_ok.store(true, Ordering::Relaxed);
-                self.last_reload_success_ms.store(now_ms(), Ordering::Relaxed);
+                self.last_reload_success_ms
+                    .store(now_ms(), Ordering::Relaxed);
                 tracing::info!(file = %self.config_path.display(), "completed loading of configuration file");
                 Ok(())
             }

@@ -60,8 +60,11 @@ pub fn build_client(cfg: &HttpClientConfig) -> Result<reqwest::Client, ClientErr
         (None, None) => None,
     };
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|source| ClientError::BadPem { what: "CA certificate", source })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::BadPem {
+                what: "CA certificate",
+                source,
+            })?;
         for cert in certs {
             b = b.add_root_certificate(cert);
         }
@@ -79,8 +82,10 @@ pub fn build_client(cfg: &HttpClientConfig) -> Result<reqwest::Client, ClientErr
     if let (Some(mut pem), Some(key)) = (cert, key) {
         pem.push(b'\n');
         pem.extend(key);
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|source| ClientError::BadPem { what: "client certificate/key", source })?;
+        let id = reqwest::Identity::from_pem(&pem).map_err(|source| ClientError::BadPem {
+            what: "client certificate/key",
+            source,
+        })?;
         b = b.identity(id);
     }
     if tls.insecure_skip_verify {
@@ -107,7 +112,11 @@ pub fn authorize(
         return Ok(req.basic_auth(user, pw));
     }
     let (kind, secret) = if let Some(a) = &cfg.authorization {
-        let kind = if a.kind.is_empty() { "Bearer" } else { a.kind.as_str() };
+        let kind = if a.kind.is_empty() {
+            "Bearer"
+        } else {
+            a.kind.as_str()
+        };
         let secret = match (&a.credentials_file, &a.credentials) {
             (Some(f), _) => read_trimmed(f, "credentials file")?,
             (None, Some(c)) => c.expose().to_string(),

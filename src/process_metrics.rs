@@ -37,9 +37,18 @@ fn read_stat() -> Option<(f64, u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb = |key: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(key))?;
-        line[key.len()..].trim().trim_end_matches("kB").trim().parse::<u64>().ok()
+        line[key.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
     };
-    Some(((utime + stime) / 100.0, kb("VmSize:")? * 1024, kb("VmRSS:")? * 1024))
+    Some((
+        (utime + stime) / 100.0,
+        kb("VmSize:")? * 1024,
+        kb("VmRSS:")? * 1024,
+    ))
 }
 
 #[cfg(test)]

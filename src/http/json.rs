@@ -13,10 +13,7 @@ use std::fmt::Write;
 pub enum ErrorType {
     BadData,
     Execution,
-    Timeout,
     Internal,
-    NotFound,
-    Unavailable,
 }
 
 impl ErrorType {
@@ -24,10 +21,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => "bad_data",
             ErrorType::Execution => "execution",
-            ErrorType::Timeout => "timeout",
             ErrorType::Internal => "internal",
-            ErrorType::NotFound => "not_found",
-            ErrorType::Unavailable => "unavailable",
         }
     }
 
@@ -35,9 +29,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorType::Timeout | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorType::NotFound => StatusCode::NOT_FOUND,
         }
     }
 }

@@ -20,11 +20,7 @@ pub async fn ready(state: Arc<AppState>) -> Response {
 
 pub async fn reload(state: Arc<AppState>) -> Response {
     if !state.lifecycle_enabled {
-        return (
-            StatusCode::FORBIDDEN,
-            "Lifecycle API is not enabled.",
-        )
-            .into_response();
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
     }
     let s = state.clone();
     match tokio::task::spawn_blocking(move || s.reload()).await {

@@ -31,21 +31,31 @@ pub fn router(state: S) -> Router {
         .route("/labels", get(labels_h).post(labels_h))
         .route("/label/{name}/values", get(label_values_h))
         .route("/targets", get(targets_h))
-        .route("/status/config", get(|State(s): State<S>| status::config(s)))
+        .route(
+            "/status/config",
+            get(|State(s): State<S>| status::config(s)),
+        )
         .route("/status/flags", get(|State(s): State<S>| status::flags(s)))
         .route("/status/buildinfo", get(status::buildinfo))
-        .route("/status/runtimeinfo", get(|State(s): State<S>| status::runtimeinfo(s)))
+        .route(
+            "/status/runtimeinfo",
+            get(|State(s): State<S>| status::runtimeinfo(s)),
+        )
         .route(
             "/write",
             post(|State(s): State<S>, h: HeaderMap, b: axum::body::Body| write::write(s, h, b)),
         );
     Router::new()
         .nest("/api/v1", api)
-        .route("/-/healthy", get(lifecycle::healthy).head(lifecycle::healthy))
+        .route(
+            "/-/healthy",
+            get(lifecycle::healthy).head(lifecycle::healthy),
+        )
         .route("/-/ready", get(|State(s): State<S>| lifecycle::ready(s)))
         .route(
             "/-/reload",
-            post(|State(s): State<S>| lifecycle::reload(s)).put(|State(s): State<S>| lifecycle::reload(s)),
+            post(|State(s): State<S>| lifecycle::reload(s))
+                .put(|State(s): State<S>| lifecycle::reload(s)),
         )
         .route("/metrics", get(|State(s): State<S>| lifecycle::metrics(s)))
         .route("/", get(ui))

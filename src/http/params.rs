@@ -75,7 +75,10 @@ impl Params {
 fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {
     match crate::promql::parse_expr(s) {
         Ok(crate::promql::Expr::VectorSelector(vs)) => Ok(vs.matchers),
-        Ok(_) => Err(ApiError::param("match[]", format!("{s:?} is not a vector selector"))),
+        Ok(_) => Err(ApiError::param(
+            "match[]",
+            format!("{s:?} is not a vector selector"),
+        )),
         Err(e) => Err(ApiError::param("match[]", e)),
     }
 }
@@ -93,7 +96,9 @@ pub fn parse_duration_param(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         let ms = f * 1000.0;
         if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
-            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
         }
         return Ok(ms.round() as i64);
     }
@@ -114,7 +119,12 @@ mod tests {
             axum::http::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded".parse().unwrap(),
         );
-        let p = Params::from_request(&Method::POST, &uri, &h, &Bytes::from("match[]=b%7Bc%3D%22d%22%7D"));
+        let p = Params::from_request(
+            &Method::POST,
+            &uri,
+            &h,
+            &Bytes::from("match[]=b%7Bc%3D%22d%22%7D"),
+        );
         assert_eq!(p.all("match[]"), vec!["b{c=\"d\"}", "a"]);
         assert_eq!(p.get("x"), Some("1"));
     }

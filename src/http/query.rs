@@ -54,15 +54,21 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
         ));
     }
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
-    let value =
-        blocking(move || state.engine.range(state.storage.as_ref(), &expr, start, end, step))
-            .await?;
+    let value = blocking(move || {
+        state
+            .engine
+            .range(state.storage.as_ref(), &expr, start, end, step)
+    })
+    .await?;
     Ok(json::success_raw(&encode_value(&value)))
 }
 
 fn required_time(p: &Params, name: &str) -> Result<i64, ApiError> {
     match p.get(name) {
-        None | Some("") => Err(ApiError::param(name, "cannot parse \"\" to a valid timestamp")),
+        None | Some("") => Err(ApiError::param(
+            name,
+            "cannot parse \"\" to a valid timestamp",
+        )),
         Some(_) => p.time_or(name, 0),
     }
 }

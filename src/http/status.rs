@@ -100,7 +100,9 @@ pub async fn runtimeinfo(state: Arc<AppState>) -> Result<Response, ApiError> {
     let cwd = std::env::current_dir()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let threads = std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
     json::success(&json!({
         "startTime": rfc3339(state.started_at_ms),
         "CWD": cwd,

@@ -23,7 +23,11 @@ pub async fn write(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Resp
                 .into_response();
         }
     };
-    let header_str = |h| headers.get(h).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let header_str = |h| {
+        headers
+            .get(h)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
     let enc = header_str(header::CONTENT_ENCODING).map(str::to_string);
     let ct = header_str(header::CONTENT_TYPE).map(str::to_string);
     let res = tokio::task::spawn_blocking(move || {

@@ -77,7 +77,7 @@ pub fn format_duration_ms(mut ms: u64) -> String {
         // Years and weeks only when exact, as Prometheus prints: `90d` reads better
         // than `12w6d`.
         let exact_only = u == "y" || u == "w";
-        if exact_only && ms % size != 0 {
+        if exact_only && !ms.is_multiple_of(size) {
             continue;
         }
         if ms >= size {

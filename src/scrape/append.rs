@@ -50,7 +50,9 @@ pub enum AppendScrapeError {
     // Prometheus's wording, so alerts and dashboards that match on it keep working.
     #[error("sample limit exceeded")]
     SampleLimit,
-    #[error("label_limit exceeded (metric: {metric:.50}, number of labels: {count}, limit: {limit})")]
+    #[error(
+        "label_limit exceeded (metric: {metric:.50}, number of labels: {count}, limit: {limit})"
+    )]
     LabelLimit {
         metric: String,
         count: usize,
@@ -157,7 +159,12 @@ pub fn append_scrape(
 
 /// Appends staleness markers at `t` for every series of the last committed scrape: used
 /// after a failed scrape and when a target goes away.
-pub fn append_all_stale(cache: &ScrapeCache, app: &mut dyn Appender, scratch: &mut Scratch, t: i64) {
+pub fn append_all_stale(
+    cache: &ScrapeCache,
+    app: &mut dyn Appender,
+    scratch: &mut Scratch,
+    t: i64,
+) {
     cache.vanished(true, &mut scratch.stale);
     for &r in &scratch.stale {
         let _ = app.append_ref(r, t, crate::model::stale_nan());
@@ -196,7 +203,11 @@ fn resolve(
     track_staleness: bool,
 ) -> Result<Outcome, AppendScrapeError> {
     let b = &mut scratch.builder;
-    textparse::parse_series_labels(series, b)?;
+    // The line scan already validated the syntax; what can still fail here is a
+    // repeated label name, which Prometheus too refuses only once the labels are built.
+    textparse::parse_series_labels(series, b).map_err(|e| {
+        AppendScrapeError::Invalid(String::from_utf8_lossy(series).into_owned(), e.msg)
+    })?;
     merge_target_labels(b, opts.target_labels, opts.honor_labels);
     if !relabel::process(b, opts.metric_relabel) || b.get(METRIC_NAME).is_none() {
         cache.insert(series, None, track_staleness);
@@ -286,7 +297,9 @@ mod tests {
     #[test]
     fn target_labels_win_and_scraped_ones_are_exported() {
         let mut b = LabelsBuilder::new();
-        b.set("__name__", "m").set("job", "scraped").set("exported_job", "x");
+        b.set("__name__", "m")
+            .set("job", "scraped")
+            .set("exported_job", "x");
         let target = Labels::from_pairs([("job", "j"), ("instance", "i")]);
         merge_target_labels(&mut b, &target, false);
         let l = b.labels();

@@ -112,8 +112,8 @@ impl ScrapeCache {
                 continue;
             }
             let Some(r) = e.series else { continue };
-            let gone = e.last_seen == prev
-                || (all && e.last_seen == self.iter && e.seen_before == prev);
+            let gone =
+                e.last_seen == prev || (all && e.last_seen == self.iter && e.seen_before == prev);
             if gone {
                 out.push(r);
             }
@@ -130,7 +130,7 @@ impl ScrapeCache {
             self.last_committed = None;
         }
         let iter = self.iter;
-        if iter % EVICT_AFTER_SCRAPES == 0 {
+        if iter.is_multiple_of(EVICT_AFTER_SCRAPES) {
             self.entries
                 .retain(|_, e| e.last_seen + EVICT_AFTER_SCRAPES > iter);
         }
@@ -188,7 +188,8 @@ mod tests {
         c.begin();
         c.insert(b"gone", Some(1), true);
         c.finish(true);
-        for _ in 0..EVICT_AFTER_SCRAPES + 1 {
+        // Eviction runs every EVICT_AFTER_SCRAPES scrapes, so within two rounds.
+        for _ in 0..2 * EVICT_AFTER_SCRAPES {
             c.begin();
             c.insert(b"kept", Some(2), true);
             c.finish(true);

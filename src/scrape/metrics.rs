@@ -24,7 +24,8 @@ impl ScrapeMetrics {
         self.samples.fetch_add(s.post_relabel as u64, Relaxed);
         self.out_of_order.fetch_add(s.out_of_order as u64, Relaxed);
         self.duplicates.fetch_add(s.duplicates as u64, Relaxed);
-        self.out_of_bounds.fetch_add(s.out_of_bounds as u64, Relaxed);
+        self.out_of_bounds
+            .fetch_add(s.out_of_bounds as u64, Relaxed);
     }
 
     pub fn count_append_error(&self, e: &AppendScrapeError) {
@@ -43,17 +44,53 @@ impl ScrapeMetrics {
 
     pub fn write(&self, out: &mut String) {
         let rows = [
-            ("cairn_target_scrapes_total", "Scrapes attempted.", &self.scrapes),
-            ("cairn_target_scrapes_failed_total", "Scrapes that failed.", &self.failed),
-            ("cairn_target_scrape_samples_appended_total", "Samples appended by scrapes.", &self.samples),
-            ("cairn_target_scrapes_sample_out_of_order_total", "Scraped samples rejected as out of order.", &self.out_of_order),
-            ("cairn_target_scrapes_sample_duplicate_timestamp_total", "Scraped samples rejected for a duplicate timestamp with a different value.", &self.duplicates),
-            ("cairn_target_scrapes_sample_out_of_bounds_total", "Scraped samples rejected as out of bounds.", &self.out_of_bounds),
-            ("cairn_target_scrapes_exceeded_sample_limit_total", "Scrapes that hit the sample limit.", &self.sample_limit),
-            ("cairn_target_scrapes_exceeded_body_size_limit_total", "Scrapes that hit the body size limit.", &self.body_size_limit),
+            (
+                "cairn_target_scrapes_total",
+                "Scrapes attempted.",
+                &self.scrapes,
+            ),
+            (
+                "cairn_target_scrapes_failed_total",
+                "Scrapes that failed.",
+                &self.failed,
+            ),
+            (
+                "cairn_target_scrape_samples_appended_total",
+                "Samples appended by scrapes.",
+                &self.samples,
+            ),
+            (
+                "cairn_target_scrapes_sample_out_of_order_total",
+                "Scraped samples rejected as out of order.",
+                &self.out_of_order,
+            ),
+            (
+                "cairn_target_scrapes_sample_duplicate_timestamp_total",
+                "Scraped samples rejected for a duplicate timestamp with a different value.",
+                &self.duplicates,
+            ),
+            (
+                "cairn_target_scrapes_sample_out_of_bounds_total",
+                "Scraped samples rejected as out of bounds.",
+                &self.out_of_bounds,
+            ),
+            (
+                "cairn_target_scrapes_exceeded_sample_limit_total",
+                "Scrapes that hit the sample limit.",
+                &self.sample_limit,
+            ),
+            (
+                "cairn_target_scrapes_exceeded_body_size_limit_total",
+                "Scrapes that hit the body size limit.",
+                &self.body_size_limit,
+            ),
         ];
         for (name, help, v) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Relaxed)
+            );
         }
     }
 }

@@ -70,7 +70,11 @@ impl ScrapeManager {
             if self.pools.contains_key(&job) && self.fingerprints.get(&job) == Some(&fp) {
                 continue;
             }
-            let pool = ScrapePool::new(Arc::new(cfg.clone()), self.storage.clone(), self.metrics.clone());
+            let pool = ScrapePool::new(
+                Arc::new(cfg.clone()),
+                self.storage.clone(),
+                self.metrics.clone(),
+            );
             let mut pool = match pool {
                 Ok(p) => p,
                 Err(e) => {
@@ -87,7 +91,12 @@ impl ScrapeManager {
             self.pools.insert(job.clone(), pool);
             self.fingerprints.insert(job, fp);
         }
-        let gone: Vec<String> = self.pools.keys().filter(|j| !seen.contains(j)).cloned().collect();
+        let gone: Vec<String> = self
+            .pools
+            .keys()
+            .filter(|j| !seen.contains(j))
+            .cloned()
+            .collect();
         for job in gone {
             if let Some(mut p) = self.pools.remove(&job) {
                 p.stop(true);

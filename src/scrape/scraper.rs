@@ -4,8 +4,8 @@
 
 use crate::config::HttpClientConfig;
 use crate::httpclient::{self, ClientError};
-use std::sync::Arc;
 use crate::textparse::{self, Format};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]

@@ -111,7 +111,10 @@ pub fn populate_labels(
     }
     let defaults = [
         ("job", cfg.job_name.clone()),
-        (SCRAPE_INTERVAL_LABEL, format_duration(cfg.scrape_interval.0)),
+        (
+            SCRAPE_INTERVAL_LABEL,
+            format_duration(cfg.scrape_interval.0),
+        ),
         (SCRAPE_TIMEOUT_LABEL, format_duration(cfg.scrape_timeout.0)),
         (METRICS_PATH_LABEL, cfg.metrics_path.clone()),
         (SCHEME_LABEL, cfg.scheme.clone()),
@@ -135,7 +138,10 @@ pub fn populate_labels(
             discovered_labels: discovered,
         }));
     }
-    let address = b.get(ADDRESS_LABEL).ok_or(TargetError::NoAddress)?.to_string();
+    let address = b
+        .get(ADDRESS_LABEL)
+        .ok_or(TargetError::NoAddress)?
+        .to_string();
     if address.contains('/') || address.contains(' ') {
         return Err(TargetError::BadAddress(address));
     }

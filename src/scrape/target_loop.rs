@@ -194,7 +194,11 @@ impl LoopState {
         ctx.metrics.count_scrape(&stats);
 
         let mut h = ctx.target.health.lock();
-        h.health = if error.is_none() { Health::Up } else { Health::Down };
+        h.health = if error.is_none() {
+            Health::Up
+        } else {
+            Health::Down
+        };
         h.last_error = error.unwrap_or_default();
         h.last_scrape_ms = t;
         h.last_scrape_duration = duration;

@@ -30,7 +30,7 @@ pub fn require(program: &str, install_hint: &str) -> PathBuf {
         })
     };
     found.unwrap_or_else(|| {
-        panic!("{program} not found: run `scripts/test-deps.sh` ({install_hint})")
+        panic!("{program} not found: run `make test-deps` ({install_hint})")
     })
 }
 

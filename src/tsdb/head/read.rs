@@ -1,0 +1,446 @@
+//! Querying the head: selecting series by matchers, label names and values, and the
+//! sample iterator over a snapshot of a series' chunks. A select holds each series'
+//! stripe lock only long enough to clone its closed chunk handles and copy its open
+//! chunk; labels are resolved afterwards in short turns of the symbol lock.
+
+use super::series::ClosedChunk;
+use super::{Head, SeriesPages, locate};
+use crate::model::{Label, Labels, Matcher, Sample};
+use crate::storage::{Querier, SampleIterator, Series, StorageError};
+use crate::tsdb::chunkenc::XorDecoder;
+use crate::tsdb::index::SeriesLabels;
+use parking_lot::MutexGuard;
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// A read view of the head over `[mint, maxt]` (both inclusive).
+pub struct HeadQuerier {
+    head: Arc<Head>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl HeadQuerier {
+    pub fn new(head: Arc<Head>, mint: i64, maxt: i64) -> Self {
+        HeadQuerier { head, mint, maxt }
+    }
+
+    /// Whether every committed sample lies inside the range, so the index alone can
+    /// answer label questions without looking at series time ranges.
+    fn covers_head(&self) -> bool {
+        let (hmin, hmax) = self.head.time_range();
+        self.mint <= hmin && self.maxt >= hmax
+    }
+
+    /// Calls `f` with each series of `refs` that has samples in range, holding its
+    /// stripe's lock (reused across consecutive refs of one stripe).
+    fn for_each_in_range(&self, refs: &RoaringBitmap, mut f: impl FnMut(u32, &super::MemSeries)) {
+        let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
+        for r in refs {
+            let Some((st, page, slot)) = locate(u64::from(r)) else {
+                continue;
+            };
+            let g = match &mut held {
+                Some((i, g)) if *i == st => g,
+                _ => &mut held.insert((st, self.head.stripe(st))).1,
+            };
+            if let Some(s) = g.get(page, slot)
+                && s.overlaps(self.mint, self.maxt)
+            {
+                f(r, s);
+            }
+        }
+    }
+
+    fn matching(&self, matchers: &[Matcher]) -> RoaringBitmap {
+        let p = self.head.postings.read();
+        if matchers.is_empty() {
+            p.all().clone()
+        } else {
+            p.select(matchers)
+        }
+    }
+}
+
+impl Querier for HeadQuerier {
+    fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        let refs = self.head.postings.read().select(matchers);
+        // Under stripe locks: label ids (into one shared buffer) and chunk snapshots.
+        let mut ids: Vec<u32> = Vec::new();
+        let mut found: Vec<(usize, usize, Vec<ClosedChunk>)> = Vec::new();
+        self.for_each_in_range(&refs, |_, s| {
+            let mut chunks = Vec::new();
+            s.snapshot(self.mint, self.maxt, &mut chunks);
+            if chunks.is_empty() {
+                return;
+            }
+            let start = ids.len();
+            for (n, v) in SeriesLabels::pairs(&s.labels) {
+                ids.push(n);
+                ids.push(v);
+            }
+            found.push((start, ids.len(), chunks));
+        });
+        let mut strings = self.head.resolve(&ids).into_iter();
+        let mut out = Vec::with_capacity(found.len());
+        for (start, end, chunks) in found {
+            let labels: Vec<Label> = (0..(end - start) / 2)
+                .filter_map(|_| {
+                    Some(Label {
+                        name: strings.next()?,
+                        value: strings.next()?,
+                    })
+                })
+                .collect();
+            out.push(Series {
+                labels: Labels::from_sorted(labels),
+                samples: Box::new(HeadSeriesIterator::new(chunks, self.mint, self.maxt)),
+            });
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        if matchers.is_empty() && self.covers_head() {
+            let p = self.head.postings.read();
+            return Ok(p.label_names().map(str::to_string).collect());
+        }
+        let refs = self.matching(matchers);
+        let mut names = hashbrown::HashSet::<u32>::new();
+        self.for_each_in_range(&refs, |_, s| {
+            names.extend(SeriesLabels::pairs(&s.labels).map(|(n, _)| n));
+        });
+        let ids: Vec<u32> = names.into_iter().collect();
+        let mut out = self.head.resolve(&ids);
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        if self.mint > self.maxt {
+            return Ok(Vec::new());
+        }
+        if matchers.is_empty() && self.covers_head() {
+            // Clone the shared keys under the lock and build strings after it.
+            let values: Vec<Arc<str>> = self.head.postings.read().label_values_shared(name);
+            return Ok(values.iter().map(|v| v.to_string()).collect());
+        }
+        let Some(name_id) = self.head.symbols.read().lookup(name) else {
+            return Ok(Vec::new());
+        };
+        let refs = self.matching(matchers);
+        let mut values = hashbrown::HashSet::<u32>::new();
+        self.for_each_in_range(&refs, |_, s| {
+            if let Some((_, v)) = SeriesLabels::pairs(&s.labels).find(|(n, _)| *n == name_id) {
+                values.insert(v);
+            }
+        });
+        let ids: Vec<u32> = values.into_iter().collect();
+        let mut out = self.head.resolve(&ids);
+        out.sort_unstable();
+        Ok(out)
+    }
+}
+
+/// Walks a snapshot of one series' chunks, yielding samples within `[mint, maxt]`.
+pub struct HeadSeriesIterator {
+    chunks: Vec<ClosedChunk>,
+    idx: usize,
+    dec: XorDecoder,
+    mint: i64,
+    maxt: i64,
+    /// The sample last returned, which a backwards seek returns again.
+    cur: Option<Sample>,
+    done: bool,
+}
+
+impl HeadSeriesIterator {
+    fn new(chunks: Vec<ClosedChunk>, mint: i64, maxt: i64) -> Self {
+        let dec = XorDecoder::new(chunks.first().map_or(&[][..], |c| &c.data));
+        HeadSeriesIterator {
+            done: chunks.is_empty(),
+            chunks,
+            idx: 0,
+            dec,
+            mint,
+            maxt,
+            cur: None,
+        }
+    }
+
+    fn open_chunk(&mut self, idx: usize) {
+        self.idx = idx;
+        match self.chunks.get(idx) {
+            Some(c) => self.dec = XorDecoder::new(&c.data),
+            None => self.done = true,
+        }
+    }
+}
+
+impl SampleIterator for HeadSeriesIterator {
+    fn next(&mut self) -> Option<Sample> {
+        while !self.done {
+            let Some(c) = self.chunks.get(self.idx) else {
+                self.done = true;
+                break;
+            };
+            match self.dec.next(&c.data) {
+                Some((t, _)) if t < self.mint => {}
+                Some((t, _)) if t > self.maxt => self.done = true,
+                Some((t, v)) => {
+                    self.cur = Some(Sample { t, v });
+                    return self.cur;
+                }
+                None => self.open_chunk(self.idx + 1),
+            }
+        }
+        None
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        if let Some(c) = self.cur
+            && c.t >= t
+        {
+            return Some(c);
+        }
+        if self.done {
+            return None;
+        }
+        // Skip whole chunks that end before the target without decoding them.
+        let skip_to = self.idx + self.chunks[self.idx..].partition_point(|c| c.maxt < t);
+        if skip_to != self.idx {
+            self.open_chunk(skip_to);
+        }
+        loop {
+            let s = self.next()?;
+            if s.t >= t {
+                return Some(s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MatchType;
+    use crate::storage::Storage;
+    use crate::tsdb::Db;
+    use crate::tsdb::head::series::MemSeries;
+    use crate::tsdb::testing::*;
+
+    /// Six series, created in an order unlike their label order, each with samples at
+    /// t = 10 * ref .. 10 * ref + 5.
+    fn fixture(dir: &std::path::Path) -> Db {
+        let db = open(dir);
+        let rows: [&[(&str, &str)]; 6] = [
+            &[("__name__", "up"), ("job", "db")],
+            &[("__name__", "up"), ("job", "api"), ("path", "/b")],
+            &[("__name__", "up"), ("job", "api"), ("path", "/a")],
+            &[("__name__", "up"), ("job", "api_v2"), ("path", "/a")],
+            &[("__name__", "errors"), ("job", "db")],
+            &[("__name__", "errors"), ("job", "apix"), ("path", "/c")],
+        ];
+        let mut app = db.appender();
+        for (i, row) in rows.iter().enumerate() {
+            let t = 10 * (i as i64 + 1);
+            let r = app.append(&lbls(row), t, 1.0).unwrap();
+            app.append_ref(r, t + 5, 2.0).unwrap();
+        }
+        app.commit().unwrap();
+        db
+    }
+
+    fn m(name: &str, kind: MatchType, value: &str) -> Matcher {
+        Matcher::new(kind, name, value).unwrap()
+    }
+
+    #[test]
+    fn select_matcher_table_sorted_by_labels() {
+        use MatchType::{Equal as EQ, NotEqual as NE, NotRegex as NRE, Regex as RE};
+        let tmp = tempfile::tempdir().unwrap();
+        let db = fixture(tmp.path());
+        type Case<'a> = (&'a [(&'a str, MatchType, &'a str)], &'a [&'a str]);
+        let cases: &[Case] = &[
+            (
+                &[("__name__", EQ, "up")],
+                &[
+                    r#"up{job="api", path="/a"}"#,
+                    r#"up{job="api", path="/b"}"#,
+                    r#"up{job="api_v2", path="/a"}"#,
+                    r#"up{job="db"}"#,
+                ],
+            ),
+            (
+                &[("__name__", EQ, "up"), ("path", NE, "/a")],
+                &[r#"up{job="api", path="/b"}"#, r#"up{job="db"}"#],
+            ),
+            (
+                &[("__name__", EQ, "up"), ("path", EQ, "")],
+                &[r#"up{job="db"}"#],
+            ),
+            (
+                &[("job", RE, "api|db"), ("__name__", EQ, "errors")],
+                &[r#"errors{job="db"}"#],
+            ),
+            (
+                &[("job", RE, "api_.*")],
+                &[r#"up{job="api_v2", path="/a"}"#],
+            ),
+            (
+                &[("job", NRE, "api.*"), ("__name__", RE, ".+")],
+                &[r#"errors{job="db"}"#, r#"up{job="db"}"#],
+            ),
+            (
+                &[("path", RE, "/[ac]|"), ("__name__", EQ, "errors")],
+                &[r#"errors{job="apix", path="/c"}"#, r#"errors{job="db"}"#],
+            ),
+            (&[("__name__", EQ, "nope")], &[]),
+        ];
+        for (ms, want) in cases {
+            let ms: Vec<Matcher> = ms.iter().map(|(n, k, v)| m(n, *k, v)).collect();
+            assert_eq!(names(&db, &ms), *want, "{ms:?}");
+        }
+    }
+
+    #[test]
+    fn select_limits_samples_to_the_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = fixture(tmp.path());
+        // Series 2 has samples at 20 and 25, series 3 at 30 and 35.
+        let got = dump(&db, 25, 30, &[Matcher::equal("job", "api")]);
+        assert_eq!(
+            got,
+            vec![
+                (r#"up{job="api", path="/a"}"#.to_string(), vec![(30, 1.0)]),
+                (r#"up{job="api", path="/b"}"#.to_string(), vec![(25, 2.0)]),
+            ]
+        );
+        // Series without samples in range are left out; an inverted range is empty.
+        assert_eq!(dump(&db, 26, 29, &[Matcher::equal("job", "api")]), vec![]);
+        assert_eq!(dump(&db, 100, 0, &[Matcher::equal("job", "api")]), vec![]);
+    }
+
+    #[test]
+    fn many_series_across_stripes_and_pages() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        let mut app = db.appender();
+        // 20k refs: 313 pages, so every stripe holds two or three pages.
+        for i in 0..20_000 {
+            let l = lbls(&[
+                ("__name__", "m"),
+                ("i", &format!("{i:05}")),
+                ("mod", &(i % 7).to_string()),
+            ]);
+            app.append(&l, i, i as f64).unwrap();
+        }
+        app.commit().unwrap();
+        let q = db.querier(0, i64::MAX).unwrap();
+        let sel = q.select(&[m("mod", MatchType::Equal, "3")]).unwrap();
+        assert_eq!(sel.len(), 2857);
+        assert!(sel.windows(2).all(|w| w[0].labels < w[1].labels));
+        let mut s = q.select(&[m("i", MatchType::Regex, "1999.")]).unwrap();
+        assert_eq!(s.len(), 10);
+        assert_eq!(s[3].samples.next().map(|x| x.t), Some(19_993));
+        assert_eq!(
+            q.label_values("i", &[m("mod", MatchType::Equal, "0")])
+                .unwrap()
+                .len(),
+            2858
+        );
+        // A range that cuts through the head: only series with samples inside.
+        let q = db.querier(100, 199).unwrap();
+        assert_eq!(q.label_values("i", &[]).unwrap().len(), 100);
+        assert_eq!(
+            q.select(&[m("__name__", MatchType::Equal, "m")])
+                .unwrap()
+                .len(),
+            100
+        );
+    }
+
+    #[test]
+    fn label_names_and_values_honour_matchers_and_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = fixture(tmp.path());
+        let all = db.querier(i64::MIN, i64::MAX).unwrap();
+        assert_eq!(all.label_names(&[]).unwrap(), ["__name__", "job", "path"]);
+        assert_eq!(
+            all.label_values("job", &[]).unwrap(),
+            ["api", "api_v2", "apix", "db"]
+        );
+        assert_eq!(all.label_values("nope", &[]).unwrap(), Vec::<String>::new());
+        let errs = [Matcher::equal("__name__", "errors")];
+        assert_eq!(all.label_values("job", &errs).unwrap(), ["apix", "db"]);
+        assert_eq!(all.label_values("path", &errs).unwrap(), ["/c"]);
+        let db_job = [Matcher::equal("job", "db")];
+        assert_eq!(all.label_names(&db_job).unwrap(), ["__name__", "job"]);
+        // Only series 1 (t 10..15) and 2 (t 20..25) have samples in [0, 20].
+        let early = db.querier(0, 20).unwrap();
+        assert_eq!(early.label_names(&[]).unwrap(), ["__name__", "job", "path"]);
+        assert_eq!(early.label_values("job", &[]).unwrap(), ["api", "db"]);
+        assert_eq!(early.label_values("path", &[]).unwrap(), ["/b"]);
+        let none = db.querier(0, 5).unwrap();
+        assert!(none.label_names(&[]).unwrap().is_empty());
+        assert!(none.label_values("job", &db_job).unwrap().is_empty());
+    }
+
+    fn iter_over(n: i64, mint: i64, maxt: i64) -> HeadSeriesIterator {
+        let mut s = MemSeries::new(Box::new([]));
+        for i in 0..n {
+            s.append(i * 10, i as f64).unwrap();
+        }
+        let mut chunks = Vec::new();
+        s.snapshot(mint, maxt, &mut chunks);
+        HeadSeriesIterator::new(chunks, mint, maxt)
+    }
+
+    fn drain(it: &mut HeadSeriesIterator) -> Vec<i64> {
+        std::iter::from_fn(|| it.next()).map(|s| s.t).collect()
+    }
+
+    #[test]
+    fn yields_only_samples_in_range() {
+        let mut it = iter_over(300, 1195, 2405);
+        let ts = drain(&mut it);
+        assert_eq!(ts.first(), Some(&1200));
+        assert_eq!(ts.last(), Some(&2400));
+        assert_eq!(ts.len(), 121);
+        assert!(it.next().is_none());
+        assert!(drain(&mut iter_over(300, 5000, 6000)).is_empty());
+        assert!(drain(&mut iter_over(0, 0, 10)).is_empty());
+    }
+
+    #[test]
+    fn seek_skips_chunks_and_never_goes_back() {
+        let mut it = iter_over(300, 0, i64::MAX);
+        assert_eq!(it.seek(2501).map(|s| s.t), Some(2510));
+        assert_eq!(it.idx, 2);
+        // Backwards or equal: the current sample again.
+        assert_eq!(it.seek(100).map(|s| s.t), Some(2510));
+        assert_eq!(it.seek(2510).map(|s| s.t), Some(2510));
+        assert_eq!(it.next().map(|s| s.t), Some(2520));
+        assert_eq!(it.seek(2990).map(|s| s.t), Some(2990));
+        assert_eq!(it.next(), None);
+        assert_eq!(it.seek(2990).map(|s| s.t), Some(2990));
+        assert_eq!(it.seek(3000), None);
+    }
+
+    #[test]
+    fn seek_before_first_next_and_past_range() {
+        let mut it = iter_over(50, 100, 300);
+        assert_eq!(it.seek(0).map(|s| s.t), Some(100));
+        assert_eq!(it.seek(301), None);
+        let mut it = iter_over(50, 100, 300);
+        assert_eq!(it.seek(299).map(|s| s.t), Some(300));
+        assert_eq!(it.next(), None);
+    }
+}

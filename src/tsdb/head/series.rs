@@ -1,0 +1,202 @@
+//! One series in memory: its labels (as symbol ids), its closed chunks and its open XOR
+//! chunk, and the append rules that compare a sample with the newest committed one.
+//! Callers hold the stripe lock; nothing here locks, logs or counts.
+
+use crate::storage::AppendError;
+use crate::tsdb::chunkenc::{SAMPLES_PER_CHUNK, XorAppender};
+use std::sync::Arc;
+
+/// A full chunk: immutable and shared with the queriers that snapshot it.
+#[derive(Clone, Debug)]
+pub struct ClosedChunk {
+    pub mint: i64,
+    pub maxt: i64,
+    pub data: Arc<[u8]>,
+}
+
+/// What appending a sample did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; `new_chunk` when it opened a chunk.
+    Sample { new_chunk: bool },
+    /// Same timestamp and same value bits as the newest sample: accepted, not stored.
+    Duplicate,
+}
+
+pub struct MemSeries {
+    /// Varint symbol ids (see `index::SeriesLabels`); equal label sets encode equally.
+    pub labels: Box<[u8]>,
+    pub chunks: Vec<ClosedChunk>,
+    pub head: XorAppender,
+    /// Whether a series record for it is in the WAL (and so it is in the postings).
+    pub logged: bool,
+}
+
+impl MemSeries {
+    pub fn new(labels: Box<[u8]>) -> Self {
+        MemSeries {
+            labels,
+            chunks: Vec::new(),
+            head: XorAppender::new(),
+            logged: false,
+        }
+    }
+
+    /// Checks a sample against the newest stored one: `Ok(true)` to append, `Ok(false)`
+    /// for an identical duplicate (a no-op, as in Prometheus).
+    #[inline]
+    pub fn appendable(&self, t: i64, v: f64) -> Result<bool, AppendError> {
+        match self.head.last() {
+            None => Ok(true),
+            Some((lt, _)) if t > lt => Ok(true),
+            Some((lt, _)) if t < lt => Err(AppendError::OutOfOrder),
+            Some((_, lv)) if lv == v.to_bits() => Ok(false),
+            Some(_) => Err(AppendError::DuplicateTimestamp),
+        }
+    }
+
+    /// Appends if the order rules allow, cutting a new chunk after
+    /// [`SAMPLES_PER_CHUNK`] samples.
+    #[inline]
+    pub fn append(&mut self, t: i64, v: f64) -> Result<Appended, AppendError> {
+        if !self.appendable(t, v)? {
+            return Ok(Appended::Duplicate);
+        }
+        let mut new_chunk = self.head.is_empty();
+        if self.head.num_samples() >= SAMPLES_PER_CHUNK {
+            self.cut();
+            new_chunk = true;
+        }
+        self.head.append(t, v);
+        Ok(Appended::Sample { new_chunk })
+    }
+
+    /// Closes the open chunk. Its bytes are copied into an exactly-sized shared buffer;
+    /// the open buffer is kept for the next chunk, which will need about as much.
+    fn cut(&mut self) {
+        let (Some(mint), Some((maxt, _))) = (self.head.first_t(), self.head.last()) else {
+            return;
+        };
+        self.chunks.push(ClosedChunk {
+            mint,
+            maxt,
+            data: Arc::from(self.head.bytes()),
+        });
+        self.head.reset();
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        match self.chunks.first() {
+            Some(c) => Some(c.mint),
+            None => self.head.first_t(),
+        }
+    }
+
+    pub fn max_time(&self) -> Option<i64> {
+        self.head.last().map(|(t, _)| t)
+    }
+
+    /// Whether any sample lies in `[mint, maxt]` by the chunks' time ranges.
+    pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        match (self.min_time(), self.max_time()) {
+            (Some(a), Some(b)) => a <= maxt && b >= mint,
+            _ => false,
+        }
+    }
+
+    /// Appends to `out` the chunks overlapping `[mint, maxt]`: closed ones by handle, the
+    /// open one as a copy of its bytes (it keeps growing after the lock is released).
+    pub fn snapshot(&self, mint: i64, maxt: i64, out: &mut Vec<ClosedChunk>) {
+        let first = self.chunks.partition_point(|c| c.maxt < mint);
+        for c in &self.chunks[first..] {
+            if c.mint > maxt {
+                return;
+            }
+            out.push(c.clone());
+        }
+        if let (Some(hmin), Some((hmax, _))) = (self.head.first_t(), self.head.last())
+            && hmin <= maxt
+            && hmax >= mint
+        {
+            out.push(ClosedChunk {
+                mint: hmin,
+                maxt: hmax,
+                data: Arc::from(self.head.bytes()),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::chunkenc::XorIterator;
+
+    fn series() -> MemSeries {
+        MemSeries::new(Box::new([0, 1]))
+    }
+
+    #[test]
+    fn order_rules() {
+        let mut s = series();
+        assert_eq!(s.append(10, 1.0), Ok(Appended::Sample { new_chunk: true }));
+        assert_eq!(s.append(20, 2.0), Ok(Appended::Sample { new_chunk: false }));
+        assert_eq!(s.append(15, 2.0), Err(AppendError::OutOfOrder));
+        assert_eq!(s.append(20, 3.0), Err(AppendError::DuplicateTimestamp));
+        assert_eq!(s.append(20, 2.0), Ok(Appended::Duplicate));
+        // NaN duplicates compare by bits: the same NaN is a no-op, another NaN is not.
+        s.append(30, f64::NAN).unwrap();
+        assert_eq!(s.append(30, f64::NAN), Ok(Appended::Duplicate));
+        assert_eq!(
+            s.append(30, f64::from_bits(crate::model::STALE_NAN_BITS)),
+            Err(AppendError::DuplicateTimestamp)
+        );
+        assert_eq!(
+            s.append(40, -0.0),
+            Ok(Appended::Sample { new_chunk: false })
+        );
+        assert_eq!(s.append(40, 0.0), Err(AppendError::DuplicateTimestamp));
+        assert_eq!((s.min_time(), s.max_time()), (Some(10), Some(40)));
+    }
+
+    #[test]
+    fn cuts_at_120_samples() {
+        let mut s = series();
+        let mut new_chunks = 0;
+        for i in 0..250 {
+            if let Ok(Appended::Sample { new_chunk: true }) = s.append(i * 10, i as f64) {
+                new_chunks += 1;
+            }
+        }
+        assert_eq!(new_chunks, 3);
+        assert_eq!(s.chunks.len(), 2);
+        assert_eq!((s.chunks[0].mint, s.chunks[0].maxt), (0, 1190));
+        assert_eq!((s.chunks[1].mint, s.chunks[1].maxt), (1200, 2390));
+        assert_eq!(XorIterator::new(&s.chunks[1].data).count(), 120);
+        assert_eq!(s.head.num_samples(), 10);
+        assert_eq!((s.min_time(), s.max_time()), (Some(0), Some(2490)));
+    }
+
+    #[test]
+    fn snapshot_picks_overlapping_chunks() {
+        let mut s = series();
+        for i in 0..250 {
+            s.append(i * 10, 0.0).unwrap();
+        }
+        let ranges = |mint, maxt| {
+            let mut out = Vec::new();
+            s.snapshot(mint, maxt, &mut out);
+            out.iter().map(|c| (c.mint, c.maxt)).collect::<Vec<_>>()
+        };
+        assert_eq!(ranges(0, 5), vec![(0, 1190)]);
+        assert_eq!(ranges(1195, 1199), Vec::<(i64, i64)>::new());
+        assert_eq!(
+            ranges(1190, 2400),
+            vec![(0, 1190), (1200, 2390), (2400, 2490)]
+        );
+        assert_eq!(ranges(2491, i64::MAX), Vec::<(i64, i64)>::new());
+        assert_eq!(ranges(i64::MIN, -1), Vec::<(i64, i64)>::new());
+        assert!(s.overlaps(2490, 3000) && !s.overlaps(2491, 3000));
+        assert!(!series().overlaps(i64::MIN, i64::MAX));
+    }
+}
