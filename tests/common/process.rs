@@ -29,9 +29,7 @@ pub fn require(program: &str, install_hint: &str) -> PathBuf {
                 .find(|candidate| candidate.is_file())
         })
     };
-    found.unwrap_or_else(|| {
-        panic!("{program} not found: run `make test-deps` ({install_hint})")
-    })
+    found.unwrap_or_else(|| panic!("{program} not found: run `make test-deps` ({install_hint})"))
 }
 
 /// A loopback TCP port that was free a moment ago and that this test binary has not handed
