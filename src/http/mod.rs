@@ -80,19 +80,22 @@ struct P(Params);
 
 impl<St: Send + Sync> axum::extract::FromRequest<St> for P {
     type Rejection = Response;
-    async fn from_request(req: axum::extract::Request, st: &St) -> Result<Self, Self::Rejection> {
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let headers = req.headers().clone();
+    async fn from_request(req: axum::extract::Request, _: &St) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
         // Forms are small; 16 MiB covers very long match[] lists.
-        let body = if method == Method::POST {
-            let b = axum::body::to_bytes(req.into_body(), 16 << 20).await;
-            b.map_err(|e| json::ApiError::bad_data(e.to_string()).into_response())?
+        let body = if parts.method == Method::POST {
+            axum::body::to_bytes(body, 16 << 20)
+                .await
+                .map_err(|e| json::ApiError::bad_data(e.to_string()).into_response())?
         } else {
-            let _ = st;
             Bytes::new()
         };
-        Ok(P(Params::from_request(&method, &uri, &headers, &body)))
+        Ok(P(Params::from_request(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &body,
+        )))
     }
 }
 
