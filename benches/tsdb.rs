@@ -1,9 +1,13 @@
 //! Benchmarks of the TSDB head: appends (by ref and first-time by labels), XOR chunk
 //! iteration, postings intersection and WAL replay, plus two figures criterion cannot
 //! give: heap bytes per series and allocations per appended sample, both measured with a
-//! counting global allocator.
+//! counting global allocator. Blocks: bytes per sample on disk for a day of 10k
+//! counter/gauge series at 15 s, and the mmap chunk read path against reading each chunk
+//! into memory with `pread`.
 //!
 //! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
+
+mod common;
 
 use cairn::model::Labels;
 use cairn::storage::Storage;
@@ -12,46 +16,11 @@ use cairn::tsdb::index::intersect;
 use cairn::tsdb::{Db, DbOptions};
 use criterion::{BatchSize, Criterion, Throughput};
 use roaring::RoaringBitmap;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Counts live heap bytes and allocation calls.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers every operation to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(p, l, new) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::Counting = common::Counting;
 
 fn opts() -> DbOptions {
     DbOptions {
@@ -103,7 +72,7 @@ fn heap_per_series(samples: i64, unique_id: bool) -> f64 {
     let tmp = tempfile::tempdir().expect("tempdir");
     let all: Vec<Labels> = (0..N).map(|i| labels(i, unique_id)).collect();
     let db = Db::open(tmp.path(), opts()).expect("open");
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = common::live_bytes();
     let mut refs = vec![0u64; N];
     let t0 = 1_700_000_000_000i64;
     for s in 0..samples {
@@ -123,7 +92,7 @@ fn heap_per_series(samples: i64, unique_id: bool) -> f64 {
             app.commit().expect("commit");
         }
     }
-    let used = LIVE.load(Ordering::Relaxed) - base;
+    let used = common::live_bytes() - base;
     assert_eq!(db.stats().num_series, N as u64);
     drop(db);
     used as f64 / N as f64
@@ -152,12 +121,12 @@ fn allocs_per_sample() -> f64 {
     for round in 1..=240 {
         scrape(round);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = common::allocations();
     let rounds = 120;
     for round in 241..241 + rounds {
         scrape(round);
     }
-    (ALLOCS.load(Ordering::Relaxed) - before) as f64 / (rounds as f64 * refs.len() as f64)
+    (common::allocations() - before) as f64 / (rounds as f64 * refs.len() as f64)
 }
 
 fn bench_append(c: &mut Criterion) {
@@ -303,8 +272,133 @@ fn bench_replay(c: &mut Criterion) {
     g.finish();
 }
 
+const HOUR: i64 = 3_600_000;
+
+/// `n` series (half counters, half gauges) over `hours` at 15 s, cut into 2 h blocks.
+fn day_of_blocks(dir: &std::path::Path, n: usize, hours: i64) -> Db {
+    let db = Db::open(dir, opts()).expect("open");
+    let mut app = db.appender();
+    let refs: Vec<u64> = (0..n)
+        .map(|i| {
+            let l = Labels::from_pairs([
+                (
+                    "__name__",
+                    if i % 2 == 0 {
+                        "node_cpu_seconds_total"
+                    } else {
+                        "node_memory_free_bytes"
+                    },
+                ),
+                ("cpu", &(i % 16).to_string()),
+                ("instance", &format!("host-{:04}:9100", i / 16)),
+                ("job", "node"),
+                ("mode", MODES[i % 8]),
+            ]);
+            app.append(&l, 0, 0.0).expect("append")
+        })
+        .collect();
+    app.commit().expect("commit");
+    let mut t = 15_000;
+    let mut counter = vec![0.0f64; n];
+    while t < hours * HOUR {
+        let mut app = db.appender();
+        for (i, r) in refs.iter().enumerate() {
+            let v = if i % 2 == 0 {
+                counter[i] +=
+                    15.0 * (0.2 + (i % 5) as f64 * 0.1) + ((t / 15_000) % 3) as f64 * 0.01;
+                (counter[i] * 100.0).round() / 100.0
+            } else {
+                // A gauge that wanders in 4 KiB pages around 2 GiB.
+                (2_000_000_000 + ((t / 15_000 * 7 + i as i64 * 13) % 1000) * 4096) as f64
+            };
+            app.append_ref(*r, t, v).expect("append");
+        }
+        app.commit().expect("commit");
+        t += 15_000;
+    }
+    let mut k = 0;
+    while k < hours / 2 {
+        db.write_block(k * 2 * HOUR, (k + 1) * 2 * HOUR)
+            .expect("block");
+        k += 1;
+    }
+    db
+}
+
+fn bytes_per_sample() {
+    let start = Instant::now();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = day_of_blocks(tmp.path(), 10_000, 24);
+    let blocks = db.blocks();
+    let bytes: u64 = blocks.iter().map(|b| b.size()).sum();
+    let samples: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
+    let chunk_bytes: u64 = blocks.iter().map(|b| b.chunks().size()).sum();
+    println!(
+        "block bytes/sample: {:.3} ({} samples, {} blocks, {:.1} MiB of which chunks {:.1} MiB; 10k series x 24 h at 15 s; {:.1}s)",
+        bytes as f64 / samples as f64,
+        samples,
+        blocks.len(),
+        bytes as f64 / (1 << 20) as f64,
+        chunk_bytes as f64 / (1 << 20) as f64,
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// Reading chunks of a block: through the mapped segments (no copy) against reading
+/// each chunk into a reused buffer with `pread`, then decoding every sample either way.
+fn bench_block_read(c: &mut Criterion) {
+    use cairn::tsdb::block::ChunkMeta;
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = day_of_blocks(tmp.path(), 1_000, 2);
+    let block = db.blocks()[0].clone();
+    let ix = block.index();
+    let (mut l, mut metas) = (Vec::new(), Vec::new());
+    let mut refs: Vec<ChunkMeta> = Vec::new();
+    for ord in 0..ix.num_series() {
+        ix.series(ord, &mut l, &mut metas);
+        refs.extend_from_slice(&metas);
+    }
+    let seg = std::fs::File::open(block.dir().join("chunks/000001")).expect("segment");
+    let samples: u64 = block.meta().stats.num_samples;
+    let mut g = c.benchmark_group("block_read");
+    g.throughput(Throughput::Elements(samples));
+    g.bench_function("mmap", |b| {
+        b.iter(|| {
+            let mut sum = 0.0;
+            for m in &refs {
+                let data = block.chunks().chunk(m.r).expect("chunk");
+                sum += XorIterator::new(data).map(|(_, v)| v).sum::<f64>();
+            }
+            sum
+        })
+    });
+    g.bench_function("pread_into_memory", |b| {
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let mut sum = 0.0;
+            for m in &refs {
+                // Length first (the chunk's uvarint, at most 10 bytes), then the chunk.
+                let off = m.r & 0xffff_ffff;
+                let mut head = [0u8; 10];
+                let n = seg.read_at(&mut head, off).expect("read");
+                let mut pos = 0;
+                let len =
+                    cairn::tsdb::varint::get_uvarint(&head[..n], &mut pos).expect("len") as usize;
+                buf.resize(len, 0);
+                seg.read_exact_at(&mut buf, off + pos as u64 + 1)
+                    .expect("read");
+                sum += XorIterator::new(&buf).map(|(_, v)| v).sum::<f64>();
+            }
+            sum
+        })
+    });
+    g.finish();
+}
+
 fn main() {
     let start = Instant::now();
+    bytes_per_sample();
     for (samples, unique) in [(1, false), (120, false), (1, true), (120, true)] {
         let b = heap_per_series(samples, unique);
         println!(
@@ -331,5 +425,6 @@ fn main() {
     bench_chunk(&mut c);
     bench_postings(&mut c);
     bench_replay(&mut c);
+    bench_block_read(&mut c);
     c.final_summary();
 }

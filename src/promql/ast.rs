@@ -64,8 +64,8 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// The type the expression evaluates to. `None` for function calls: their type comes
-    /// from the function table, which belongs to the function evaluation work.
+    /// The type the expression evaluates to. `None` only for a call to a function that
+    /// is not in [`super::signatures`], which the parser never builds.
     pub fn value_type(&self) -> Option<ValueType> {
         Some(match self {
             Expr::Number(_) | Expr::Duration(_) => ValueType::Scalar,
@@ -78,7 +78,7 @@ impl Expr {
                 (ValueType::Scalar, ValueType::Scalar) => ValueType::Scalar,
                 _ => ValueType::Vector,
             },
-            Expr::Call(_) => return None,
+            Expr::Call(c) => return super::signatures::function(&c.func).map(|f| f.return_type),
         })
     }
 
@@ -368,8 +368,8 @@ pub struct AggregateExpr {
     pub pos: PosRange,
 }
 
-/// `name(args)`. The name is kept as written; resolving it against the function table
-/// (and its types) is the function work's job.
+/// `name(args)`. The parser only builds calls to functions in
+/// [`super::signatures::FUNCTIONS`], with arguments of the types listed there.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Call {
     pub func: String,
@@ -463,7 +463,13 @@ mod tests {
             args: vec![],
             pos: PosRange::default(),
         });
-        assert_eq!(call.value_type(), None);
+        assert_eq!(call.value_type(), Some(ValueType::Scalar));
+        let unknown = Expr::Call(Call {
+            func: "nope".into(),
+            args: vec![],
+            pos: PosRange::default(),
+        });
+        assert_eq!(unknown.value_type(), None);
         assert_eq!(ValueType::Matrix.documented(), "range vector");
     }
 

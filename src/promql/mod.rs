@@ -21,6 +21,7 @@ pub mod lexer;
 pub mod parser;
 mod printer;
 mod quote;
+pub mod signatures;
 
 pub use ast::Expr;
 pub use engine::{Engine, EngineOptions, EvalError, Value};

@@ -16,6 +16,20 @@ fn family(out: &mut String, name: &str, typ: &str, help: &str, value: impl std::
 pub(super) fn write(out: &mut String, s: &HeadStats, wal: &WalMetrics) {
     family(
         out,
+        "cairn_tsdb_blocks_loaded",
+        "gauge",
+        "Number of currently loaded data blocks.",
+        s.blocks_loaded,
+    );
+    family(
+        out,
+        "cairn_tsdb_blocks_quarantined_total",
+        "counter",
+        "Blocks moved to quarantine/ because they failed verification.",
+        s.blocks_quarantined,
+    );
+    family(
+        out,
         "cairn_tsdb_head_series",
         "gauge",
         "Total number of series in the head block.",
@@ -141,7 +155,7 @@ mod tests {
         let helps = out.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 14);
+        assert_eq!(helps, 16);
         for l in out.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = l.split_once(' ').unwrap();
             assert!(name.starts_with("cairn_tsdb_"), "{l}");

@@ -20,18 +20,23 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod block;
 pub mod chunkenc;
 pub mod head;
 pub mod index;
 mod metrics;
+pub mod querier;
 pub mod varint;
 pub mod wal;
 
 use crate::storage::{Appender, Querier, Storage, StorageError};
+use block::{Block, BlockQuerier};
 use head::{Head, HeadAppender, HeadQuerier, ReplayState};
+use parking_lot::RwLock;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wal::{Wal, WalError, WalMetrics};
@@ -94,10 +99,18 @@ pub struct HeadStats {
     /// Samples restored from the WAL when the database was opened.
     pub replayed_samples: u64,
     pub replay_duration: Duration,
+    /// Blocks on disk being served.
+    pub blocks_loaded: u64,
+    /// Blocks moved to `quarantine/` because they failed verification, since start.
+    pub blocks_quarantined: u64,
 }
 
 struct DbInner {
+    dir: PathBuf,
     head: Arc<Head>,
+    /// Open blocks, sorted by min time.
+    blocks: RwLock<Vec<Arc<Block>>>,
+    blocks_quarantined: AtomicU64,
     wal_metrics: Arc<WalMetrics>,
     replayed_samples: u64,
     replay_duration: Duration,
@@ -133,6 +146,8 @@ impl Db {
             Err(fs::TryLockError::Error(e)) => return Err(dir_err(&lock_path)(e)),
         }
 
+        let (blocks, quarantined) = load_blocks(dir)?;
+
         let start = Instant::now();
         let head = Head::new();
         let mut st = ReplayState::default();
@@ -166,7 +181,10 @@ impl Db {
         );
         Ok(Db {
             inner: Arc::new(DbInner {
+                dir: dir.to_path_buf(),
                 head,
+                blocks: RwLock::new(blocks),
+                blocks_quarantined: AtomicU64::new(quarantined),
                 wal_metrics,
                 replayed_samples: st.samples_applied,
                 replay_duration,
@@ -199,7 +217,38 @@ impl Db {
             wal_fsyncs: load(&w.fsync_count),
             replayed_samples: self.inner.replayed_samples,
             replay_duration: self.inner.replay_duration,
+            blocks_loaded: self.inner.blocks.read().len() as u64,
+            blocks_quarantined: load(&self.inner.blocks_quarantined),
         }
+    }
+
+    /// The blocks being served, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.inner.blocks.read().clone()
+    }
+
+    /// Writes the head's samples in `[mint, maxt)` as a level-1 block and starts serving
+    /// it. The head keeps its copy (cutting it from the head is not supported yet); the
+    /// querier returns each timestamp once either way.
+    pub fn write_block(&self, mint: i64, maxt: i64) -> Result<block::BlockMeta, block::BlockError> {
+        let series = self
+            .inner
+            .head
+            .chunks_in_range(mint, maxt)
+            .into_iter()
+            .map(|(labels, chunks)| block::BlockSeries { labels, chunks })
+            .collect();
+        let meta = block::write_block(&self.inner.dir, series, mint, maxt, 1, Vec::new())?;
+        let b = Arc::new(Block::open(&self.inner.dir.join(&meta.ulid))?);
+        let mut blocks = self.inner.blocks.write();
+        blocks.push(b);
+        blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid.clone()));
+        Ok(meta)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
     }
 
     /// Appends Prometheus-style metrics text (HELP/TYPE/lines) about the head and WAL.
@@ -222,12 +271,71 @@ impl Storage for Db {
     }
 
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError> {
-        Ok(Box::new(HeadQuerier::new(
-            self.inner.head.clone(),
-            mint,
-            maxt,
-        )))
+        let head = Box::new(HeadQuerier::new(self.inner.head.clone(), mint, maxt));
+        let mut parts: Vec<Box<dyn Querier>> = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.overlaps(mint, maxt))
+            .map(|b| Box::new(BlockQuerier::new(b.clone(), mint, maxt)) as Box<dyn Querier>)
+            .collect();
+        if parts.is_empty() {
+            return Ok(head);
+        }
+        parts.push(head);
+        Ok(Box::new(querier::MergeQuerier::new(parts)))
     }
+}
+
+/// Removes leftover `<ulid>.tmp` directories (a crash mid-write), then opens every block
+/// directory; one that fails verification is moved to `quarantine/` with an error log,
+/// and the rest are served. Returns the blocks sorted by min time and the number
+/// quarantined.
+fn load_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), TsdbError> {
+    let dir_err = |source| TsdbError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut blocks = Vec::new();
+    let mut quarantined = 0;
+    for entry in fs::read_dir(dir).map_err(dir_err)? {
+        let entry = entry.map_err(dir_err)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".tmp")
+            && block::ulid::is_ulid(stem)
+        {
+            tracing::info!(dir = %path.display(), "removing an unfinished block");
+            fs::remove_dir_all(&path).map_err(dir_err)?;
+            continue;
+        }
+        if !block::ulid::is_ulid(name) {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            Err(e) => {
+                quarantined += 1;
+                let q = dir.join("quarantine");
+                fs::create_dir_all(&q).map_err(dir_err)?;
+                let dst = q.join(name);
+                tracing::error!(
+                    block = name,
+                    error = %e,
+                    moved_to = %dst.display(),
+                    "block failed verification; quarantined, the rest of the data is served"
+                );
+                fs::rename(&path, &dst).map_err(dir_err)?;
+            }
+        }
+    }
+    blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid.clone()));
+    Ok((blocks, quarantined))
 }
 
 /// Helpers shared by the tsdb's unit tests.
@@ -280,6 +388,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
+    use crate::model::Matcher;
 
     #[test]
     fn second_open_of_a_directory_is_refused() {
@@ -318,6 +427,203 @@ mod tests {
         assert!(out.contains("cairn_tsdb_wal_segment_current 0\n"));
         db.close().unwrap();
         assert!(db.stats().wal_fsyncs >= 1);
+    }
+
+    const H: i64 = 3_600_000;
+
+    /// 30 series over 10.5 h at 15 s with explicit timestamps: counters, gauges and a
+    /// series that stops half way, appended through the Appender.
+    fn ten_hours(db: &Db) {
+        let mut app = db.appender();
+        let mut refs = Vec::new();
+        for i in 0..30 {
+            let kind = if i % 2 == 0 { "counter" } else { "gauge" };
+            let l = lbls(&[("__name__", kind), ("i", &format!("{i:02}")), ("job", "j")]);
+            refs.push(app.append(&l, 0, 0.0).unwrap());
+        }
+        let mut t = 15_000;
+        while t < 10 * H + H / 2 {
+            for (i, r) in refs.iter().enumerate() {
+                if i == 7 && t > 5 * H {
+                    continue;
+                }
+                let v = if i % 2 == 0 {
+                    (t / 1000 * (i as i64 + 1)) as f64
+                } else {
+                    ((t / 15_000 + i as i64) % 17) as f64 * 0.25
+                };
+                app.append_ref(*r, t, v).unwrap();
+            }
+            t += 15_000;
+        }
+        app.commit().unwrap();
+    }
+
+    fn matcher_sets() -> Vec<Vec<Matcher>> {
+        use crate::model::MatchType;
+        let m = |n: &str, k, v: &str| Matcher::new(k, n, v).unwrap();
+        vec![
+            vec![m("job", MatchType::Equal, "j")],
+            vec![m("__name__", MatchType::Equal, "gauge")],
+            vec![
+                m("i", MatchType::Regex, "0[0-7]"),
+                m("__name__", MatchType::NotEqual, "gauge"),
+            ],
+            vec![m("i", MatchType::Equal, "07")],
+        ]
+    }
+
+    fn ranges() -> Vec<(i64, i64)> {
+        vec![
+            (i64::MIN, i64::MAX),
+            (0, 2 * H - 1),
+            (2 * H - 1, 2 * H),
+            (H + 7, 7 * H + 3),
+            (5 * H, 5 * H + 15_000),
+            (9 * H, 11 * H),
+            (20 * H, 30 * H),
+        ]
+    }
+
+    #[test]
+    fn querier_over_blocks_and_head_answers_like_the_head_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        ten_hours(&db);
+        let want: Vec<_> = ranges()
+            .into_iter()
+            .flat_map(|(a, b)| matcher_sets().into_iter().map(move |ms| (a, b, ms)))
+            .map(|(a, b, ms)| dump(&db, a, b, &ms))
+            .collect();
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let names_before = q.label_values("i", &[]).unwrap();
+        drop(q);
+        for k in 0..4 {
+            let meta = db.write_block(k * 2 * H, (k + 1) * 2 * H).unwrap();
+            assert_eq!(meta.stats.num_series, if k < 3 { 30 } else { 29 });
+            assert_eq!(meta.compaction.sources, vec![meta.ulid.clone()]);
+        }
+        assert_eq!(db.stats().blocks_loaded, 4);
+        let got: Vec<_> = ranges()
+            .into_iter()
+            .flat_map(|(a, b)| matcher_sets().into_iter().map(move |ms| (a, b, ms)))
+            .map(|(a, b, ms)| dump(&db, a, b, &ms))
+            .collect();
+        assert_eq!(got, want);
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        assert_eq!(q.label_values("i", &[]).unwrap(), names_before);
+        assert_eq!(q.label_names(&[]).unwrap(), ["__name__", "i", "job"]);
+
+        // Each block alone holds exactly the head's samples of its range.
+        for b in db.blocks() {
+            let (mint, maxt) = (b.meta().min_time, b.meta().max_time);
+            let bq = BlockQuerier::new(b.clone(), i64::MIN, i64::MAX);
+            let all = [Matcher::equal("job", "j")];
+            let from_block: Vec<_> = bq
+                .select(&all)
+                .unwrap()
+                .into_iter()
+                .map(|mut s| {
+                    let v: Vec<_> = std::iter::from_fn(|| s.samples.next())
+                        .map(|x| (x.t, x.v))
+                        .collect();
+                    (s.labels.to_string(), v)
+                })
+                .collect();
+            let mut from_head = Vec::new();
+            let hq = HeadQuerier::new(db.head().clone(), mint, maxt - 1);
+            for mut s in hq.select(&all).unwrap() {
+                let v: Vec<_> = std::iter::from_fn(|| s.samples.next())
+                    .map(|x| (x.t, x.v))
+                    .collect();
+                from_head.push((s.labels.to_string(), v));
+            }
+            assert_eq!(from_block, from_head);
+            let samples: usize = from_block.iter().map(|(_, v)| v.len()).sum();
+            assert_eq!(samples as u64, b.meta().stats.num_samples);
+        }
+
+        // Reopened: blocks and replayed head together, still the same answers.
+        drop(q);
+        drop(db);
+        let db = open(tmp.path());
+        assert_eq!(db.stats().blocks_loaded, 4);
+        let again: Vec<_> = ranges()
+            .into_iter()
+            .flat_map(|(a, b)| matcher_sets().into_iter().map(move |ms| (a, b, ms)))
+            .map(|(a, b, ms)| dump(&db, a, b, &ms))
+            .collect();
+        assert_eq!(again, want);
+    }
+
+    #[test]
+    fn crash_mid_write_leaves_a_tmp_dir_that_open_removes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        ten_hours(&db);
+        db.write_block(0, 2 * H).unwrap();
+        let want = dump(&db, i64::MIN, i64::MAX, &[Matcher::equal("job", "j")]);
+        // A second block interrupted before its rename: a torn copy under `.tmp`.
+        let done = db.blocks()[0].dir().to_path_buf();
+        let torn = tmp.path().join(format!("{}.tmp", block::ulid::new()));
+        fs::create_dir_all(torn.join("chunks")).unwrap();
+        let seg = fs::read(done.join("chunks/000001")).unwrap();
+        fs::write(torn.join("chunks/000001"), &seg[..seg.len() / 2]).unwrap();
+        // Dropped without close(): like kill -9 after the last commit.
+        drop(db);
+        let db = open(tmp.path());
+        assert!(!torn.exists());
+        assert_eq!(db.stats().blocks_loaded, 1);
+        assert_eq!(db.stats().blocks_quarantined, 0);
+        assert_eq!(
+            dump(&db, i64::MIN, i64::MAX, &[Matcher::equal("job", "j")]),
+            want
+        );
+    }
+
+    #[test]
+    fn flipped_bytes_quarantine_the_block_and_the_server_keeps_serving() {
+        for file in ["chunks/000001", "index"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let db = open(tmp.path());
+            ten_hours(&db);
+            let meta = db.write_block(0, 2 * H).unwrap();
+            db.write_block(2 * H, 4 * H).unwrap();
+            drop(db);
+            let path = tmp.path().join(&meta.ulid).join(file);
+            let mut bytes = fs::read(&path).unwrap();
+            let at = bytes.len() / 3;
+            bytes[at] ^= 0x20;
+            fs::write(&path, &bytes).unwrap();
+
+            let db = open(tmp.path());
+            let s = db.stats();
+            assert_eq!((s.blocks_loaded, s.blocks_quarantined), (1, 1), "{file}");
+            assert!(
+                tmp.path()
+                    .join("quarantine")
+                    .join(&meta.ulid)
+                    .join(file)
+                    .exists()
+            );
+            assert!(!tmp.path().join(&meta.ulid).exists());
+            let mut out = String::new();
+            db.write_metrics(&mut out);
+            assert!(
+                out.contains("cairn_tsdb_blocks_quarantined_total 1\n"),
+                "{out}"
+            );
+            // The head still holds everything, so nothing is lost from the answer.
+            let got = dump(&db, 0, 2 * H - 1, &[Matcher::equal("i", "03")]);
+            assert_eq!(got[0].1.len(), 480);
+            // A quarantined block stays out on the next open too.
+            drop(db);
+            let db = open(tmp.path());
+            assert_eq!(
+                (db.stats().blocks_loaded, db.stats().blocks_quarantined),
+                (1, 0)
+            );
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@ mod replay;
 mod series;
 
 pub use append::HeadAppender;
-pub use read::{HeadQuerier, HeadSeriesIterator};
+pub use read::{ChunkSeriesIterator, ChunkSet, HeadQuerier, HeadSeriesIterator};
 pub use replay::ReplayState;
+pub use series::ClosedChunk;
 
 use crate::model::Labels;
 use crate::storage::{AppendError, SeriesRef};

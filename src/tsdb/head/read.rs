@@ -149,9 +149,113 @@ impl Querier for HeadQuerier {
     }
 }
 
+impl Head {
+    /// Every series' chunks holding samples in `[mint, maxt)`, for writing a block. Chunks
+    /// that cross a boundary are re-encoded with only their samples inside the range.
+    pub fn chunks_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<ClosedChunk>)> {
+        let last = maxt.saturating_sub(1);
+        let refs = self.postings.read().all().clone();
+        let mut ids: Vec<u32> = Vec::new();
+        let mut found: Vec<(usize, usize, Vec<ClosedChunk>)> = Vec::new();
+        let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
+        for r in &refs {
+            let Some((st, page, slot)) = locate(u64::from(r)) else {
+                continue;
+            };
+            let g = match &mut held {
+                Some((i, g)) if *i == st => g,
+                _ => &mut held.insert((st, self.stripe(st))).1,
+            };
+            let Some(s) = g.get(page, slot) else { continue };
+            let mut chunks = Vec::new();
+            s.snapshot(mint, last, &mut chunks);
+            if chunks.is_empty() {
+                continue;
+            }
+            let start = ids.len();
+            for (n, v) in SeriesLabels::pairs(&s.labels) {
+                ids.push(n);
+                ids.push(v);
+            }
+            found.push((start, ids.len(), chunks));
+        }
+        drop(held);
+        let mut strings = self.resolve(&ids).into_iter();
+        let mut out = Vec::with_capacity(found.len());
+        for (start, end, mut chunks) in found {
+            let labels: Vec<Label> = (0..(end - start) / 2)
+                .filter_map(|_| {
+                    Some(Label {
+                        name: strings.next()?,
+                        value: strings.next()?,
+                    })
+                })
+                .collect();
+            chunks.iter_mut().for_each(|c| trim_chunk(c, mint, last));
+            chunks.retain(|c| c.mint <= c.maxt);
+            if !chunks.is_empty() {
+                out.push((Labels::from_sorted(labels), chunks));
+            }
+        }
+        out
+    }
+}
+
+/// Re-encodes `c` with only its samples in `[mint, maxt]` if it has any outside; an
+/// emptied chunk gets `mint > maxt`.
+fn trim_chunk(c: &mut ClosedChunk, mint: i64, maxt: i64) {
+    if c.mint >= mint && c.maxt <= maxt {
+        return;
+    }
+    let mut app = crate::tsdb::chunkenc::XorAppender::new();
+    let mut dec = XorDecoder::new(&c.data);
+    while let Some((t, v)) = dec.next(&c.data) {
+        if t >= mint && t <= maxt {
+            app.append(t, v);
+        }
+    }
+    match (app.first_t(), app.last()) {
+        (Some(a), Some((b, _))) => {
+            *c = ClosedChunk {
+                mint: a,
+                maxt: b,
+                data: Arc::from(app.bytes()),
+            }
+        }
+        _ => c.mint = c.maxt.saturating_add(1),
+    }
+}
+
+/// The chunks one series iterator walks: in time order, not overlapping.
+pub trait ChunkSet: Send {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The newest timestamp in chunk `i`.
+    fn maxt(&self, i: usize) -> i64;
+    /// Chunk `i`'s XOR bytes (empty if `i` is out of range).
+    fn bytes(&self, i: usize) -> &[u8];
+}
+
+impl ChunkSet for Vec<ClosedChunk> {
+    #[inline]
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    #[inline]
+    fn maxt(&self, i: usize) -> i64 {
+        self[i].maxt
+    }
+    #[inline]
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.get(i).map_or(&[], |c| &c.data)
+    }
+}
+
 /// Walks a snapshot of one series' chunks, yielding samples within `[mint, maxt]`.
-pub struct HeadSeriesIterator {
-    chunks: Vec<ClosedChunk>,
+pub struct ChunkSeriesIterator<S: ChunkSet> {
+    chunks: S,
     idx: usize,
     dec: XorDecoder,
     mint: i64,
@@ -161,10 +265,13 @@ pub struct HeadSeriesIterator {
     done: bool,
 }
 
-impl HeadSeriesIterator {
-    fn new(chunks: Vec<ClosedChunk>, mint: i64, maxt: i64) -> Self {
-        let dec = XorDecoder::new(chunks.first().map_or(&[][..], |c| &c.data));
-        HeadSeriesIterator {
+/// The head's series iterator: over shared closed chunks and a copy of the open one.
+pub type HeadSeriesIterator = ChunkSeriesIterator<Vec<ClosedChunk>>;
+
+impl<S: ChunkSet> ChunkSeriesIterator<S> {
+    pub fn new(chunks: S, mint: i64, maxt: i64) -> Self {
+        let dec = XorDecoder::new(chunks.bytes(0));
+        ChunkSeriesIterator {
             done: chunks.is_empty(),
             chunks,
             idx: 0,
@@ -177,21 +284,22 @@ impl HeadSeriesIterator {
 
     fn open_chunk(&mut self, idx: usize) {
         self.idx = idx;
-        match self.chunks.get(idx) {
-            Some(c) => self.dec = XorDecoder::new(&c.data),
-            None => self.done = true,
+        if idx < self.chunks.len() {
+            self.dec = XorDecoder::new(self.chunks.bytes(idx));
+        } else {
+            self.done = true;
         }
     }
 }
 
-impl SampleIterator for HeadSeriesIterator {
+impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
     fn next(&mut self) -> Option<Sample> {
         while !self.done {
-            let Some(c) = self.chunks.get(self.idx) else {
+            if self.idx >= self.chunks.len() {
                 self.done = true;
                 break;
-            };
-            match self.dec.next(&c.data) {
+            }
+            match self.dec.next(self.chunks.bytes(self.idx)) {
                 Some((t, _)) if t < self.mint => {}
                 Some((t, _)) if t > self.maxt => self.done = true,
                 Some((t, v)) => {
@@ -214,9 +322,17 @@ impl SampleIterator for HeadSeriesIterator {
             return None;
         }
         // Skip whole chunks that end before the target without decoding them.
-        let skip_to = self.idx + self.chunks[self.idx..].partition_point(|c| c.maxt < t);
-        if skip_to != self.idx {
-            self.open_chunk(skip_to);
+        let (mut lo, mut hi) = (self.idx, self.chunks.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.chunks.maxt(mid) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo != self.idx {
+            self.open_chunk(lo);
         }
         loop {
             let s = self.next()?;

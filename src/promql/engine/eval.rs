@@ -1,0 +1,702 @@
+//! The evaluation core: a query's time grid and budgets ([`Query`]), the series-major
+//! intermediate result ([`Eval`]), the node dispatch, and instant vector selectors with
+//! lookback and staleness:
+//!
+//! - an instant vector selector at `t` takes each series' newest sample in
+//!   `(t - lookback, t]` (left-open since Prometheus 3.0), none if that sample is a
+//!   staleness marker;
+//! - `offset` shifts the time back, `@` pins it (`start()`/`end()` are the query's);
+//! - each series' iterator is walked once per query, seeking forward only, however many
+//!   steps a range query has.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::{EvalError, QueryResult, Value, aggregate, binary, functions, window};
+use crate::model::{Labels, METRIC_NAME, Sample, is_stale_nan};
+use crate::promql::ast::{AtModifier, DurationValue, Expr, UnaryOp, VectorSelector};
+use crate::storage::{SampleIterator, Storage};
+
+/// One series of an intermediate result: labels and points in time order.
+pub(super) type Series = (Labels, Vec<Sample>);
+
+/// An evaluation result for every step of the query.
+pub(super) enum Eval {
+    /// One value per step.
+    Scalar(Vec<f64>),
+    String(String),
+    /// Series with points at step times (steps without a value left out).
+    Vector(Vec<Series>),
+    /// Raw samples; only from an instant query's range selector or subquery.
+    Matrix(Vec<Series>),
+}
+
+/// The time grid of one query (or subquery) and the budgets it draws on.
+pub(super) struct Query<'s> {
+    pub storage: &'s dyn Storage,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub steps: usize,
+    /// The outermost query's start and end: what `@ start()` and `@ end()` mean, also
+    /// inside subqueries.
+    pub query_start: i64,
+    pub query_end: i64,
+    pub lookback: i64,
+    pub samples: usize,
+    pub max_samples: usize,
+    pub deadline: Option<Instant>,
+    pub default_subquery_step: i64,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+impl Query<'_> {
+    pub fn times(&self) -> impl Iterator<Item = i64> + use<> {
+        let (start, step) = (self.start, self.step);
+        (0..self.steps as i64).map(move |i| start + i * step)
+    }
+
+    /// The index of step time `t` on this grid.
+    pub fn step_index(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+
+    pub fn charge(&mut self, n: usize) -> Result<(), EvalError> {
+        self.samples = self.samples.saturating_add(n);
+        if self.samples > self.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        Ok(())
+    }
+
+    pub fn check_deadline(&self) -> Result<(), EvalError> {
+        match self.deadline {
+            Some(d) if Instant::now() > d => Err(EvalError::Timeout("expression evaluation")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Where a selector reads at step time `t`: pinned by `@`, then shifted by `offset`.
+    pub fn ref_time(&self, t: i64, at: Option<AtModifier>, offset: i64) -> i64 {
+        self.base_time(t, at).saturating_sub(offset)
+    }
+
+    pub fn base_time(&self, t: i64, at: Option<AtModifier>) -> i64 {
+        match at {
+            None => t,
+            Some(AtModifier::Timestamp(ts)) => ts,
+            Some(AtModifier::Start) => self.query_start,
+            Some(AtModifier::End) => self.query_end,
+        }
+    }
+
+    pub fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub fn info(&mut self, msg: String) {
+        if !self.infos.contains(&msg) {
+            self.infos.push(msg);
+        }
+    }
+
+    pub fn finish(self, value: Value) -> QueryResult {
+        QueryResult {
+            value,
+            warnings: self.warnings,
+            infos: self.infos,
+        }
+    }
+}
+
+/// Whether an instant query's vector keeps the order evaluation gave it: the sort
+/// functions and `topk`/`bottomk` order their output, everything else is sorted by labels.
+pub(super) fn keeps_order(expr: &Expr) -> bool {
+    use crate::promql::ast::AggregateOp;
+    match expr {
+        Expr::Paren(p) => keeps_order(&p.expr),
+        Expr::Call(c) => matches!(
+            c.func.as_str(),
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        ),
+        Expr::Aggregate(a) => matches!(a.op, AggregateOp::Topk | AggregateOp::Bottomk),
+        _ => false,
+    }
+}
+
+pub(super) fn eval(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
+    q.check_deadline()?;
+    match expr {
+        Expr::Number(n) => {
+            q.charge(q.steps)?;
+            Ok(Eval::Scalar(vec![n.value; q.steps]))
+        }
+        Expr::String(s) => Ok(Eval::String(s.value.clone())),
+        Expr::Paren(p) => eval(q, &p.expr),
+        Expr::Unary(u) => {
+            let inner = eval(q, &u.expr)?;
+            if u.op == UnaryOp::Plus {
+                return Ok(inner);
+            }
+            match inner {
+                Eval::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Eval::Scalar(v))
+                }
+                Eval::Vector(series) => {
+                    let negated = series
+                        .into_iter()
+                        .map(|(labels, mut points)| {
+                            points.iter_mut().for_each(|s| s.v = -s.v);
+                            (drop_name(&labels), points)
+                        })
+                        .collect();
+                    Ok(Eval::Vector(merge_series(negated)?))
+                }
+                Eval::String(_) | Eval::Matrix(_) => Err(EvalError::Unsupported(
+                    "unary operators on strings and range vectors",
+                )),
+            }
+        }
+        Expr::VectorSelector(vs) => eval_vector_selector(q, vs, false),
+        Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+            if q.steps != 1 {
+                return Err(EvalError::InvalidRangeQueryType("range vector"));
+            }
+            let w = window::eval_range(q, expr)?;
+            let t = q.start;
+            let mut out = Vec::with_capacity(w.series.len());
+            let (lo, hi) = w.bounds(q, t);
+            for (labels, samples) in w.series {
+                let a = samples.partition_point(|s| s.t <= lo);
+                let b = samples.partition_point(|s| s.t <= hi);
+                if a < b {
+                    out.push((labels, samples[a..b].to_vec()));
+                }
+            }
+            Ok(Eval::Matrix(out))
+        }
+        Expr::Binary(b) => binary::eval_binary(q, b),
+        Expr::Aggregate(a) => aggregate::eval_aggregate(q, a),
+        Expr::Call(c) => functions::eval_call(q, c),
+        Expr::Duration(_) => Err(EvalError::Unsupported("duration expressions")),
+    }
+}
+
+pub(super) fn literal_millis(d: Option<&DurationValue>) -> Result<i64, EvalError> {
+    match d {
+        None => Ok(0),
+        Some(DurationValue::Millis(ms)) => Ok(*ms),
+        Some(DurationValue::Expr(_)) => Err(EvalError::Unsupported("duration expressions")),
+    }
+}
+
+pub(super) fn check_extended(vs: &VectorSelector) -> Result<(), EvalError> {
+    if vs.anchored || vs.smoothed {
+        return Err(EvalError::Unsupported("anchored and smoothed selectors"));
+    }
+    Ok(())
+}
+
+/// The labels without the metric name.
+pub(super) fn drop_name(labels: &Labels) -> Labels {
+    if labels.get(METRIC_NAME).is_none() {
+        return labels.clone();
+    }
+    let mut b = labels.builder();
+    b.del(METRIC_NAME);
+    b.into_labels()
+}
+
+/// Merges series that have the same labels (after a function dropped the name, say).
+/// Two of them with a value at the same step make the result ambiguous and the query
+/// fails, as in Prometheus; series that never overlap become one.
+pub(super) fn merge_series(mut series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
+    if series.windows(2).all(|w| w[0].0 < w[1].0) {
+        return Ok(series);
+    }
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    for (labels, points) in series {
+        match out.last_mut() {
+            Some((last, merged)) if *last == labels => {
+                merged.extend(points);
+                merged.sort_by_key(|s| s.t);
+                if merged.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(EvalError::DuplicateLabelset);
+                }
+            }
+            _ => out.push((labels, points)),
+        }
+    }
+    Ok(out)
+}
+
+/// Collects per-step output samples into series, looking each output label set up once:
+/// callers key the series by something cheap (input series indexes) and only build the
+/// labels the first time a key is seen.
+pub(super) struct Output<K> {
+    pub series: Vec<Series>,
+    by_key: HashMap<K, usize>,
+    by_labels: HashMap<Labels, usize>,
+}
+
+impl<K: std::hash::Hash + Eq> Output<K> {
+    pub fn new() -> Self {
+        Output {
+            series: Vec::new(),
+            by_key: HashMap::new(),
+            by_labels: HashMap::new(),
+        }
+    }
+
+    /// The output series for `key`, creating it with `labels()` the first time.
+    pub fn slot(&mut self, key: K, labels: impl FnOnce() -> Labels) -> usize {
+        if let Some(&i) = self.by_key.get(&key) {
+            return i;
+        }
+        let l = labels();
+        let i = match self.by_labels.get(&l) {
+            Some(&i) => i,
+            None => {
+                let i = self.series.len();
+                self.by_labels.insert(l.clone(), i);
+                self.series.push((l, Vec::new()));
+                i
+            }
+        };
+        self.by_key.insert(key, i);
+        i
+    }
+
+    /// Appends a point; a second point at the same time means two results share a
+    /// label set, which Prometheus refuses.
+    pub fn push(&mut self, slot: usize, s: Sample) -> Result<(), EvalError> {
+        let points = &mut self.series[slot].1;
+        if points.last().is_some_and(|p| p.t == s.t) {
+            return Err(EvalError::DuplicateLabelset);
+        }
+        points.push(s);
+        Ok(())
+    }
+
+    pub fn into_series(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+/// Walks series-major vectors step by step: at each step time it yields, for every
+/// series with a point there, `(series index, value)`. Each series is walked once.
+pub(super) struct Steps {
+    pos: Vec<usize>,
+}
+
+impl Steps {
+    pub fn new(n: usize) -> Self {
+        Steps { pos: vec![0; n] }
+    }
+
+    pub fn at(&mut self, series: &[Series], t: i64, out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        for (i, (_, points)) in series.iter().enumerate() {
+            let p = &mut self.pos[i];
+            while *p < points.len() && points[*p].t < t {
+                *p += 1;
+            }
+            if let Some(s) = points.get(*p)
+                && s.t == t
+            {
+                out.push((i, s.v));
+            }
+        }
+    }
+}
+
+/// Evaluates an expression that must give an instant vector.
+pub(super) fn eval_vector(q: &mut Query<'_>, expr: &Expr) -> Result<Vec<Series>, EvalError> {
+    match eval(q, expr)? {
+        Eval::Vector(v) => Ok(v),
+        _ => Err(EvalError::Execution(format!(
+            "expected instant vector, got {}",
+            expr
+        ))),
+    }
+}
+
+/// Evaluates an expression that must give a scalar: one value per step.
+pub(super) fn eval_scalar(q: &mut Query<'_>, expr: &Expr) -> Result<Vec<f64>, EvalError> {
+    match eval(q, expr)? {
+        Eval::Scalar(v) => Ok(v),
+        _ => Err(EvalError::Execution(format!(
+            "expected scalar, got {}",
+            expr
+        ))),
+    }
+}
+
+/// An instant vector selector. With `timestamps`, each point's value is the time of
+/// the sample it came from (in seconds), for `timestamp(selector)`.
+pub(super) fn eval_vector_selector(
+    q: &mut Query<'_>,
+    vs: &VectorSelector,
+    timestamps: bool,
+) -> Result<Eval, EvalError> {
+    check_extended(vs)?;
+    let offset = literal_millis(vs.offset.as_ref())?;
+    let first = q.ref_time(q.start, vs.at, offset);
+    let last = q.ref_time(q.end, vs.at, offset);
+    let querier = q
+        .storage
+        .querier(first.saturating_sub(q.lookback).saturating_add(1), last)?;
+    let mut out = Vec::new();
+    for series in querier.select(&vs.matchers)? {
+        q.check_deadline()?;
+        let mut cursor = LookbackCursor::new(series.samples);
+        let mut points = Vec::new();
+        for t in q.times() {
+            let r = q.ref_time(t, vs.at, offset);
+            if let Some(s) = cursor.sample_at(r, q.lookback) {
+                let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                points.push(Sample { t, v });
+            }
+        }
+        if !points.is_empty() {
+            q.charge(points.len())?;
+            out.push((series.labels, points));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Eval::Vector(out))
+}
+
+/// Answers "the newest sample in `(r - window, r]`" for non-decreasing `r`, reading one
+/// series' samples once, forward only. Long gaps are skipped with `seek`, so a sparse
+/// range query over a long series does not decode what it does not need.
+struct LookbackCursor {
+    it: Box<dyn SampleIterator>,
+    started: bool,
+    /// Newest sample at or before the last `r`.
+    prev: Option<Sample>,
+    /// First sample after the last `r`; `None` with `started` means the series ended.
+    next: Option<Sample>,
+}
+
+impl LookbackCursor {
+    fn new(it: Box<dyn SampleIterator>) -> Self {
+        LookbackCursor {
+            it,
+            started: false,
+            prev: None,
+            next: None,
+        }
+    }
+
+    fn sample_at(&mut self, r: i64, window: i64) -> Option<Sample> {
+        let low = r.saturating_sub(window); // exclusive
+        if !self.started {
+            self.started = true;
+            self.next = self.it.seek(low.saturating_add(1));
+        } else if self.next.is_some_and(|s| s.t <= low) {
+            // Everything buffered is too old: jump instead of stepping.
+            self.prev = None;
+            self.next = self.it.seek(low.saturating_add(1));
+        }
+        while let Some(s) = self.next {
+            if s.t > r {
+                break;
+            }
+            self.prev = Some(s);
+            self.next = self.it.next();
+        }
+        match self.prev {
+            Some(s) if s.t > low && !is_stale_nan(s.v) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Engine, EngineOptions, EvalError, Value};
+    use crate::model::Sample;
+    use crate::promql::parse_expr;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    #[test]
+    fn lookback_is_left_open() {
+        let st = stale_metric();
+        assert_eq!(values(&instant(&st, "metric", 10)), [1.0]);
+        assert_eq!(values(&instant(&st, "metric", 15)), [1.0]);
+        assert_eq!(values(&instant(&st, "metric", 329)), [2.0]);
+        // Exactly five minutes after the last sample it is gone.
+        assert!(values(&instant(&st, "metric", 330)).is_empty());
+        assert!(values(&instant(&st, "metric", -1)).is_empty());
+        // The sample carries the evaluation time and the series its name.
+        match instant(&st, "metric", 35) {
+            Value::Vector(v) => {
+                assert_eq!(v[0].1, Sample { t: 35_000, v: 2.0 });
+                assert_eq!(v[0].0.metric_name(), Some("metric"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn staleness_marker_hides_the_series() {
+        let st = stale_metric();
+        assert!(values(&instant(&st, "metric", 20)).is_empty());
+        assert!(values(&instant(&st, "metric", 29)).is_empty());
+        assert_eq!(values(&instant(&st, "metric", 30)), [2.0]);
+    }
+
+    #[test]
+    fn matrix_selector_takes_left_open_window_without_stale_markers() {
+        let st = stale_metric();
+        let count = |q: &str, t: i64| match instant(&st, q, t) {
+            Value::Matrix(m) => m.iter().map(|(_, s)| s.len()).sum::<usize>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(count("metric[1m]", 30), 3);
+        assert_eq!(count("metric[1s]", 10), 1);
+        assert_eq!(count("metric[1s]", 20), 0);
+        assert_eq!(count("metric[10s]", 20), 0);
+        assert_eq!(count("metric[20s]", 20), 1);
+        assert_eq!(count("metric[10]", 20), 0);
+        match instant(&st, "metric[30s] offset 10s", 40) {
+            Value::Matrix(m) => {
+                assert_eq!(m.len(), 1);
+                let ts: Vec<i64> = m[0].1.iter().map(|s| s.t).collect();
+                assert_eq!(ts, [10_000, 30_000]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A window with no samples at all leaves the series out.
+        assert_eq!(instant(&st, "metric[5s]", 1000), Value::Matrix(vec![]));
+    }
+
+    #[test]
+    fn offset_and_at_move_the_evaluation_time() {
+        let st = stale_metric();
+        assert_eq!(values(&instant(&st, "metric offset 20s", 30)), [1.0]);
+        assert!(values(&instant(&st, "metric offset 10s", 30)).is_empty());
+        assert_eq!(values(&instant(&st, "metric offset -20s", 10)), [2.0]);
+        assert_eq!(values(&instant(&st, "metric @ 10", 100_000)), [1.0]);
+        assert_eq!(values(&instant(&st, "metric @ 40 offset 30s", 0)), [1.0]);
+        // In an instant query start() and end() are the evaluation time.
+        assert_eq!(values(&instant(&st, "metric @ end()", 10)), [1.0]);
+        match instant(&st, "metric @ 40", 0) {
+            Value::Vector(v) => assert_eq!(v[0].1.t, 0, "stamped with eval time"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn range_query_gives_a_point_per_step_with_a_value() {
+        let st = stale_metric();
+        let Value::Matrix(m) = range(&st, "metric", 0, 40, 5).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1);
+        let got: Vec<(i64, f64)> = m[0].1.iter().map(|s| (s.t / 1000, s.v)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0.0),
+                (5, 0.0),
+                (10, 1.0),
+                (15, 1.0),
+                (30, 2.0),
+                (35, 2.0),
+                (40, 2.0)
+            ]
+        );
+        // Steps past the lookback leave the series out entirely.
+        assert_eq!(
+            range(&st, "metric", 1000, 2000, 100).unwrap(),
+            Value::Matrix(vec![])
+        );
+    }
+
+    #[test]
+    fn range_query_with_at_start_and_end() {
+        let st = stale_metric();
+        let points = |q: &str| match range(&st, q, 10, 30, 10).unwrap() {
+            Value::Matrix(m) => m[0].1.iter().map(|s| (s.t / 1000, s.v)).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            points("metric @ start()"),
+            [(10, 1.0), (20, 1.0), (30, 1.0)]
+        );
+        assert_eq!(points("metric @ end()"), [(10, 2.0), (20, 2.0), (30, 2.0)]);
+        assert_eq!(points("metric @ 0"), [(10, 0.0), (20, 0.0), (30, 0.0)]);
+    }
+
+    #[test]
+    fn scalars_strings_and_unary() {
+        let st = storage(&[]);
+        assert_eq!(
+            instant(&st, "-1.5", 7),
+            Value::Scalar(Sample { t: 7000, v: -1.5 })
+        );
+        assert_eq!(
+            instant(&st, "-(2)", 7),
+            Value::Scalar(Sample { t: 7000, v: -2.0 })
+        );
+        assert_eq!(
+            instant(&st, "+(5m)", 7),
+            Value::Scalar(Sample { t: 7000, v: 300.0 })
+        );
+        assert_eq!(
+            instant(&st, r#""Foo""#, 7),
+            Value::String("Foo".into(), 7000)
+        );
+        let Value::Matrix(m) = range(&st, "(3)", 0, 20, 10).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.len(), 1);
+        assert!(m[0].0.is_empty());
+        assert_eq!(
+            m[0].1,
+            [
+                Sample { t: 0, v: 3.0 },
+                Sample { t: 10_000, v: 3.0 },
+                Sample { t: 20_000, v: 3.0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn unary_minus_drops_the_name_and_refuses_collisions() {
+        let a: &[(&str, &str)] = &[("__name__", "a"), ("x", "1")];
+        let b: &[(&str, &str)] = &[("__name__", "b"), ("x", "2")];
+        let st = storage(&[(a, &[(0, 1.0)]), (b, &[(0, 2.0)])]);
+        match instant(&st, r#"-{__name__=~"a|b"}"#, 0) {
+            Value::Vector(v) => {
+                assert_eq!(v[0], (labels(&[("x", "1")]), Sample { t: 0, v: -1.0 }));
+                assert_eq!(v[1].0, labels(&[("x", "2")]));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(values(&instant(&st, "+a", 0)), [1.0]);
+        // Same labels after dropping the name, values at the same time: ambiguous.
+        let c: &[(&str, &str)] = &[("__name__", "c"), ("x", "1")];
+        let st = storage(&[(a, &[(0, 1.0)]), (c, &[(0, 3.0)])]);
+        let e = parse_expr(r#"-{x="1"}"#).unwrap();
+        let err = engine().instant(&st, &e, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "vector cannot contain metrics with the same labelset"
+        );
+    }
+
+    /// operators.test: series that share labels once the name is gone merge when they
+    /// never have a value at the same step.
+    #[test]
+    fn unary_minus_merges_series_that_do_not_overlap() {
+        let req: &[(&str, &str)] = &[("__name__", "http_requests"), ("job", "api")];
+        let err: &[(&str, &str)] = &[("__name__", "http_errors"), ("job", "api")];
+        let st = storage(&[(req, &[(0, 2.0)]), (err, &[(1200, 4.0)])]);
+        let Value::Matrix(m) = range(&st, r#"-{job="api"}"#, 0, 1200, 1200).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            [(
+                labels(&[("job", "api")]),
+                vec![
+                    Sample { t: 0, v: -2.0 },
+                    Sample {
+                        t: 1_200_000,
+                        v: -4.0
+                    }
+                ]
+            )]
+        );
+        assert_eq!(values(&instant(&st, r#"-{job="api"}"#, 1200)), [-4.0]);
+    }
+
+    #[test]
+    fn results_are_sorted_by_labels() {
+        let st = storage(&[
+            (&[("__name__", "m"), ("i", "b")], &[(0, 2.0)]),
+            (&[("__name__", "m"), ("i", "a")], &[(0, 1.0)]),
+            (&[("__name__", "m"), ("i", "c"), ("j", "x")], &[(0, 3.0)]),
+        ]);
+        assert_eq!(values(&instant(&st, "m", 0)), [1.0, 2.0, 3.0]);
+        assert_eq!(values(&instant(&st, r#"m{i!="b"}"#, 0)), [1.0, 3.0]);
+    }
+
+    #[test]
+    fn range_query_reads_each_sample_once() {
+        let samples: Vec<(i64, f64)> = (0..1000).map(|i| (i * 15, i as f64)).collect();
+        let st = storage(&[(&[("__name__", "m")], &samples)]);
+        let Value::Matrix(m) = range(&st, "m", 0, 14_985, 15).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m[0].1.len(), 1000);
+        assert!(m[0].1.iter().all(|s| s.v == (s.t / 15_000) as f64));
+        assert_eq!(st.selects.load(Ordering::Relaxed), 1);
+        assert_eq!(st.reads.load(Ordering::Relaxed), 1000);
+        // A sparse query seeks over the gaps instead of reading everything.
+        st.reads.store(0, Ordering::Relaxed);
+        let Value::Matrix(m) = range(&st, "m", 0, 15_000, 3000).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m[0].1.len(), 6);
+        // Each step reads only its own five-minute window (20 samples).
+        assert!(st.reads.load(Ordering::Relaxed) <= 6 * 21);
+    }
+
+    #[test]
+    fn range_query_errors() {
+        let st = stale_metric();
+        let err = range(&st, "metric[5m]", 0, 10, 5).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+        );
+        let err = range(&st, "(\"x\")", 0, 10, 5).unwrap_err();
+        assert!(matches!(err, EvalError::InvalidRangeQueryType("string")));
+        assert!(matches!(
+            range(&st, "metric", 0, 10, 0),
+            Err(EvalError::BadStep)
+        ));
+        assert!(matches!(
+            range(&st, "metric", 10, 0, 1),
+            Err(EvalError::EndBeforeStart)
+        ));
+    }
+
+    #[test]
+    fn sample_limit_is_enforced() {
+        let samples: Vec<(i64, f64)> = (0..100).map(|i| (i, 1.0)).collect();
+        let st = storage(&[(&[("__name__", "m")], &samples)]);
+        let e = parse_expr("m").unwrap();
+        let small = Engine::new(EngineOptions {
+            max_samples: 10,
+            ..EngineOptions::default()
+        });
+        assert!(matches!(
+            small.range(&st, &e, 0, 99_000, 1000),
+            Err(EvalError::TooManySamples)
+        ));
+        assert!(small.instant(&st, &e, 50_000).is_ok());
+        // A zero lookback means the default five minutes.
+        let zero = Engine::new(EngineOptions {
+            lookback_delta: Duration::ZERO,
+            ..EngineOptions::default()
+        });
+        let v = zero.instant(&st, &e, 398_000).unwrap();
+        assert_eq!((v.result_type(), values(&v)), ("vector", vec![1.0]));
+        assert!(matches!(
+            small.range(&st, &e, 0, i64::MAX, 1),
+            Err(EvalError::TooManySamples)
+        ));
+    }
+}

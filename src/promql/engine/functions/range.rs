@@ -1,0 +1,426 @@
+//! Functions over range vectors, evaluated on each step's window `(r - range, r]`:
+//! the rate family (`rate`, `increase`, `delta` with Prometheus's extrapolation;
+//! `irate`, `idelta`), `changes`, `resets`, `deriv`, `predict_linear`,
+//! `double_exponential_smoothing`, and the `*_over_time` family.
+
+use super::super::EvalError;
+use super::super::eval::{self, Eval, Query, merge_series};
+use super::super::window::{self, Windows};
+use super::math::{kahan_inc, linear_regression, quantile};
+use super::{arg, format_float};
+use crate::model::{METRIC_NAME, Sample};
+use crate::promql::ast::Call;
+
+/// What a window function sees besides the samples.
+struct Ctx<'a> {
+    /// The step time (ms).
+    t: i64,
+    /// The window, `(start, end]` (ms).
+    bounds: (i64, i64),
+    /// The window length (ms).
+    range: i64,
+    /// Per-step scalar arguments, at this step.
+    args: &'a [f64],
+}
+
+type WindowFn = fn(&[Sample], &Ctx<'_>) -> Option<f64>;
+
+pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> {
+    let name = c.func.as_str();
+    // (function, index of the range argument, keeps the name)
+    let (f, range_arg, keeps_name): (WindowFn, usize, bool) = match name {
+        "rate" => (|s, c| extrapolated(s, c, true, true), 0, false),
+        "increase" => (|s, c| extrapolated(s, c, true, false), 0, false),
+        "delta" => (|s, c| extrapolated(s, c, false, false), 0, false),
+        "irate" => (|s, _| instant_value(s, true), 0, false),
+        "idelta" => (|s, _| instant_value(s, false), 0, false),
+        "changes" => (changes, 0, false),
+        "resets" => (resets, 0, false),
+        "deriv" => (
+            |s, _| (s.len() >= 2).then(|| linear_regression(s, s[0].t).0),
+            0,
+            false,
+        ),
+        "predict_linear" => (
+            |s, c| {
+                (s.len() >= 2).then(|| {
+                    let (slope, icpt) = linear_regression(s, c.t);
+                    slope * c.args[0] + icpt
+                })
+            },
+            0,
+            false,
+        ),
+        "double_exponential_smoothing" => (double_exponential_smoothing, 0, false),
+        "avg_over_time" => (avg_over_time, 0, false),
+        "sum_over_time" => (
+            |s, _| {
+                let (mut sum, mut c) = (0.0, 0.0);
+                for x in s {
+                    (sum, c) = kahan_inc(x.v, sum, c);
+                }
+                Some(if sum.is_infinite() { sum } else { sum + c })
+            },
+            0,
+            false,
+        ),
+        "count_over_time" => (|s, _| Some(s.len() as f64), 0, false),
+        "min_over_time" => (|s, _| Some(extreme(s, |cur, best| cur < best)), 0, false),
+        "max_over_time" => (|s, _| Some(extreme(s, |cur, best| cur > best)), 0, false),
+        "stddev_over_time" => (|s, _| Some(variance(s).sqrt()), 0, false),
+        "stdvar_over_time" => (|s, _| Some(variance(s)), 0, false),
+        "quantile_over_time" => (
+            |s, c| {
+                let mut v: Vec<f64> = s.iter().map(|x| x.v).collect();
+                Some(quantile(c.args[0], &mut v))
+            },
+            1,
+            false,
+        ),
+        "mad_over_time" => (
+            |s, _| {
+                if s.iter().any(|x| x.v.is_nan()) {
+                    return Some(f64::NAN);
+                }
+                let mut v: Vec<f64> = s.iter().map(|x| x.v).collect();
+                let median = quantile(0.5, &mut v);
+                let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+                Some(quantile(0.5, &mut dev))
+            },
+            0,
+            false,
+        ),
+        "last_over_time" => (|s, _| s.last().map(|x| x.v), 0, true),
+        "first_over_time" => (|s, _| s.first().map(|x| x.v), 0, true),
+        "present_over_time" => (|_, _| Some(1.0), 0, false),
+        "ts_of_last_over_time" => (|s, _| s.last().map(|x| secs(x.t)), 0, false),
+        "ts_of_first_over_time" => (|s, _| s.first().map(|x| secs(x.t)), 0, false),
+        "ts_of_min_over_time" => (|s, _| ts_of_extreme(s, |cur, best| cur <= best), 0, false),
+        "ts_of_max_over_time" => (|s, _| ts_of_extreme(s, |cur, best| cur >= best), 0, false),
+        _ => {
+            return Err(EvalError::Execution(format!(
+                "unknown function {:?}",
+                c.func
+            )));
+        }
+    };
+    // Scalar arguments, evaluated per step.
+    let mut scalars: Vec<Vec<f64>> = Vec::new();
+    for (i, a) in c.args.iter().enumerate() {
+        if i != range_arg {
+            scalars.push(eval::eval_scalar(q, a)?);
+        }
+    }
+    if name == "quantile_over_time" {
+        for &p in &scalars[0] {
+            if !(0.0..=1.0).contains(&p) {
+                q.warn(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {} ({})",
+                    format_float(p),
+                    super::position(c.args[0].pos_range())
+                ));
+            }
+        }
+    }
+    if name == "double_exponential_smoothing" {
+        check_factors(&scalars)?;
+    }
+    let w = window::eval_range(q, arg(c, range_arg)?)?;
+    let counter_check = matches!(name, "rate" | "increase");
+    let pos = super::position(arg(c, range_arg)?.pos_range());
+    let out = apply(
+        q,
+        &w,
+        &scalars,
+        f,
+        keeps_name,
+        counter_check.then_some(pos.as_str()),
+    )?;
+    Ok(Eval::Vector(out))
+}
+
+fn apply(
+    q: &mut Query<'_>,
+    w: &Windows,
+    scalars: &[Vec<f64>],
+    f: WindowFn,
+    keeps_name: bool,
+    counter_check: Option<&str>,
+) -> Result<Vec<eval::Series>, EvalError> {
+    let mut out = Vec::with_capacity(w.series.len());
+    let mut args = vec![0.0; scalars.len()];
+    let mut infos = Vec::new();
+    for (labels, samples) in &w.series {
+        let mut points = Vec::new();
+        w.each(q, samples, |i, t, win, bounds| {
+            if win.is_empty() {
+                return;
+            }
+            for (a, s) in args.iter_mut().zip(scalars) {
+                *a = s[i];
+            }
+            let ctx = Ctx {
+                t,
+                bounds,
+                range: w.range,
+                args: &args,
+            };
+            if let Some(v) = f(win, &ctx) {
+                points.push(Sample { t, v });
+            }
+        });
+        if points.is_empty() {
+            continue;
+        }
+        if let Some(pos) = counter_check
+            && let Some(name) = labels.get(METRIC_NAME)
+            && !["_total", "_sum", "_count", "_bucket"]
+                .iter()
+                .any(|s| name.ends_with(s))
+        {
+            infos.push(format!(
+                "PromQL info: metric might not be a counter, name does not end in \
+                 _total/_sum/_count/_bucket: {name:?} ({pos})"
+            ));
+        }
+        q.charge(points.len())?;
+        let labels = if keeps_name {
+            labels.clone()
+        } else {
+            eval::drop_name(labels)
+        };
+        out.push((labels, points));
+    }
+    for i in infos {
+        q.info(i);
+    }
+    q.check_deadline()?;
+    merge_series(out)
+}
+
+fn secs(t: i64) -> f64 {
+    t as f64 / 1000.0
+}
+
+/// `rate`, `increase`, `delta`: the change over the window, extrapolated towards the
+/// window's edges when the first/last sample is close enough to them (within 1.1 times
+/// the average sample interval; otherwise by half an interval), and for counters never
+/// below zero, as Prometheus does.
+fn extrapolated(s: &[Sample], c: &Ctx<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (first, last) = (s[0], s[s.len() - 1]);
+    let mut result = last.v - first.v;
+    if is_counter {
+        let mut prev = first.v;
+        for x in &s[1..] {
+            if x.v < prev {
+                result += prev;
+            }
+            prev = x.v;
+        }
+    }
+    let (range_start, range_end) = c.bounds;
+    let mut to_start = (first.t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last.t) as f64 / 1000.0;
+    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let avg = sampled / (s.len() - 1) as f64;
+    let threshold = avg * 1.1;
+    if to_start >= threshold {
+        to_start = avg / 2.0;
+    }
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= c.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+/// `irate`, `idelta`: from the last two samples.
+fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (s[s.len() - 2], s[s.len() - 1]);
+    let mut v = if is_rate && last.v < prev.v {
+        last.v
+    } else {
+        last.v - prev.v
+    };
+    let interval = last.t - prev.t;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        v /= interval as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+fn changes(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
+    let n = s
+        .windows(2)
+        .filter(|w| w[0].v != w[1].v && !(w[0].v.is_nan() && w[1].v.is_nan()))
+        .count();
+    Some(n as f64)
+}
+
+fn resets(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
+    Some(s.windows(2).filter(|w| w[1].v < w[0].v).count() as f64)
+}
+
+/// Direct mean with Kahan summation, switching to an incremental mean if the sum would
+/// overflow (Prometheus 3.x).
+fn avg_over_time(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
+    let (mut sum, mut count) = (s.first()?.v, 1.0);
+    let (mut mean, mut c) = (0.0, 0.0);
+    let mut incremental = false;
+    for (i, x) in s[1..].iter().enumerate() {
+        count = (i + 2) as f64;
+        if !incremental {
+            let (ns, nc) = kahan_inc(x.v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let r = (count - 1.0) / count;
+        (mean, c) = kahan_inc(x.v / count, r * mean, r * c);
+    }
+    Some(if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    })
+}
+
+/// Population variance, with Kahan-compensated running mean and sum of squares.
+fn variance(s: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for x in s {
+        count += 1.0;
+        let delta = x.v - (mean + c_mean);
+        (mean, c_mean) = kahan_inc(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_inc(delta * (x.v - (mean + c_mean)), aux, c_aux);
+    }
+    (aux + c_aux) / count
+}
+
+/// `min_over_time`/`max_over_time`: NaN only if every value is NaN.
+fn extreme(s: &[Sample], better: fn(f64, f64) -> bool) -> f64 {
+    let mut best = s[0].v;
+    for x in s {
+        if better(x.v, best) || best.is_nan() {
+            best = x.v;
+        }
+    }
+    best
+}
+
+/// The time of the last sample holding the minimum (maximum) value.
+fn ts_of_extreme(s: &[Sample], better: fn(f64, f64) -> bool) -> Option<f64> {
+    let mut best = *s.first()?;
+    for x in s {
+        if better(x.v, best.v) || best.v.is_nan() {
+            best = *x;
+        }
+    }
+    Some(secs(best.t))
+}
+
+fn check_factors(scalars: &[Vec<f64>]) -> Result<(), EvalError> {
+    for (i, what) in [(0, "smoothing"), (1, "trend")] {
+        if let Some(&bad) = scalars
+            .get(i)
+            .and_then(|v| v.iter().find(|&&f| f <= 0.0 || f >= 1.0 || f.is_nan()))
+        {
+            return Err(EvalError::Execution(format!(
+                "invalid {what} factor. Expected: 0 < {} < 1, got: {bad:.6}",
+                if i == 0 { "sf" } else { "tf" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn double_exponential_smoothing(s: &[Sample], c: &Ctx<'_>) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (sf, tf) = (c.args[0], c.args[1]);
+    let (mut s0, mut s1) = (0.0, s[0].v);
+    let mut b = s[1].v - s[0].v;
+    for (i, x) in s.iter().enumerate().skip(1) {
+        let scaled = sf * x.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, scaled + y);
+    }
+    Some(s1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::testutil::*;
+
+    /// A counter scraped every 15s: 0, 15, 30, ... (1/s), with a reset at 60s.
+    fn counter() -> MemStorage {
+        storage(&[(
+            &[("__name__", "c_total")],
+            &[
+                (0, 0.0),
+                (15, 15.0),
+                (30, 30.0),
+                (45, 45.0),
+                (60, 5.0),
+                (75, 20.0),
+            ],
+        )])
+    }
+
+    #[test]
+    fn rate_extrapolates_to_window_edges() {
+        let st = counter();
+        // Window (15, 75]: samples 30, 45, 5, 20: increase 20 - 30 + 45 (the reset) = 35
+        // over 45s sampled, extrapolated 15s to the start (within 1.1 intervals): 35 * 60/45.
+        let v = values(&eval_instant(&st, &call("increase", vec![p("c_total[1m]")]), 75).unwrap());
+        assert!((v[0] - 35.0 * 60.0 / 45.0).abs() < 1e-9, "{v:?}");
+        let v = values(&eval_instant(&st, &call("rate", vec![p("c_total[1m]")]), 75).unwrap());
+        assert!((v[0] - 35.0 / 45.0).abs() < 1e-9, "{v:?}");
+        let v = values(&eval_instant(&st, &call("irate", vec![p("c_total[1m]")]), 75).unwrap());
+        assert_eq!(v, [1.0]);
+        let v = values(&eval_instant(&st, &call("resets", vec![p("c_total[5m]")]), 75).unwrap());
+        assert_eq!(v, [1.0]);
+        // One sample is not enough for a rate.
+        let v = values(&eval_instant(&st, &call("rate", vec![p("c_total[10s]")]), 75).unwrap());
+        assert!(v.is_empty());
+    }
+
+    #[test]
+    fn over_time_in_a_range_query_walks_windows() {
+        let st = counter();
+        let e = call("max_over_time", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 30_000, 75_000, 15_000).unwrap();
+        let pts = &points(&v)[0];
+        assert!(pts.0.is_empty(), "name dropped");
+        assert_eq!(pts.1, [(30, 30.0), (45, 45.0), (60, 45.0), (75, 20.0)]);
+        let e = call("last_over_time", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 30_000, 30_000, 15_000).unwrap();
+        assert_eq!(points(&v)[0].0.metric_name(), Some("c_total"));
+    }
+}

@@ -1,0 +1,265 @@
+//! The PromQL engine: evaluates a parsed expression against a [`Storage`] with
+//! Prometheus 3.x semantics, as an instant query (one time) or a range query (every step
+//! from start to end). This file owns the public face (options, errors, results and the
+//! two entry points); evaluation lives in the files beside it, one job each:
+//!
+//! - `eval.rs`: the query's time grid, the node dispatch, selectors, lookback and
+//!   staleness;
+//! - `window.rs`: range vectors (matrix selectors and subqueries) cut into per-step
+//!   windows;
+//! - `binary.rs`: arithmetic, comparison and set operators with vector matching;
+//! - `aggregate.rs`: `sum`, `avg`, `topk`, `quantile` and the other aggregations;
+//! - `functions/`: every function, by the shape of its arguments.
+//!
+//! Intermediate results are series-major: each series carries its points at step times,
+//! so a range query walks each stored series once, and labels are computed once per
+//! series, not once per step.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod window;
+
+#[cfg(test)]
+mod testutil;
+
+use std::time::{Duration, Instant};
+
+use super::ast::{Expr, ValueType};
+use crate::model::{Labels, Sample};
+use crate::storage::{Storage, StorageError};
+
+/// A query's result, as the HTTP API returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar(Sample),
+    /// The string and the evaluation time (ms).
+    String(String, i64),
+    /// One sample per series, stamped with the evaluation time.
+    Vector(Vec<(Labels, Sample)>),
+    /// Raw samples of a range selector (instant query) or one point per step (range query).
+    Matrix(Vec<(Labels, Vec<Sample>)>),
+}
+
+impl Value {
+    /// The API's `resultType` for this value.
+    pub fn result_type(&self) -> &'static str {
+        match self {
+            Value::Scalar(_) => "scalar",
+            Value::String(..) => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// A value with the annotations Prometheus attaches to it: warnings (the result may be
+/// wrong or incomplete) and infos (the query may not do what its author meant). Each is
+/// worded as Prometheus words it, `PromQL warning: ...` / `PromQL info: ...`, without
+/// duplicates, in the order first raised.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`);
+    /// zero means the default five minutes, as in Prometheus.
+    pub lookback_delta: Duration,
+    /// The most samples one query may hold (`--query.max-samples`).
+    pub max_samples: usize,
+    /// How long one query may run (`--query.timeout`); zero means no limit.
+    pub timeout: Duration,
+    /// The step of a subquery written without one (`x[5m:]`): Prometheus uses the global
+    /// evaluation interval, one minute by default.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// Worded as Prometheus words it; the API returns it as `bad_data`.
+    #[error("invalid expression type \"{0}\" for range query, must be Scalar or instant Vector")]
+    InvalidRangeQueryType(&'static str),
+    #[error(
+        "zero or negative query resolution step widths are not accepted. Try a positive integer"
+    )]
+    BadStep,
+    #[error("end timestamp must not be before start time")]
+    EndBeforeStart,
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    #[error("vector cannot contain metrics with the same labelset")]
+    DuplicateLabelset,
+    /// A node or function the engine cannot evaluate yet.
+    #[error("{0} are not supported by the query engine yet")]
+    Unsupported(&'static str),
+    /// A query that fails while it runs (bad matching, bad arguments), worded as
+    /// Prometheus words it.
+    #[error("{0}")]
+    Execution(String),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+/// The query engine. Holds only options; cheap to share.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// Evaluates `expr` at `t_ms`.
+    pub fn instant(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        t_ms: i64,
+    ) -> Result<Value, EvalError> {
+        self.instant_query(storage, expr, t_ms).map(|r| r.value)
+    }
+
+    /// Evaluates `expr` at every `step_ms` from `start_ms` to `end_ms` inclusive. The
+    /// expression must be a scalar or an instant vector, as in Prometheus.
+    pub fn range(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, EvalError> {
+        self.range_query(storage, expr, start_ms, end_ms, step_ms)
+            .map(|r| r.value)
+    }
+
+    /// [`Engine::instant`] with the query's warnings and infos.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        t_ms: i64,
+    ) -> Result<QueryResult, EvalError> {
+        let mut q = self.query(storage, t_ms, t_ms, 1)?;
+        let result = eval::eval(&mut q, expr)?;
+        let keep_order = eval::keeps_order(expr);
+        let value = match result {
+            eval::Eval::Scalar(v) => Value::Scalar(Sample {
+                t: t_ms,
+                v: v.first().copied().unwrap_or(f64::NAN),
+            }),
+            eval::Eval::String(s) => Value::String(s, t_ms),
+            eval::Eval::Vector(series) => {
+                let mut v: Vec<(Labels, Sample)> = series
+                    .into_iter()
+                    .filter_map(|(l, points)| points.first().map(|s| (l, *s)))
+                    .collect();
+                if !keep_order {
+                    v.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+                Value::Vector(v)
+            }
+            eval::Eval::Matrix(mut m) => {
+                m.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Matrix(m)
+            }
+        };
+        Ok(q.finish(value))
+    }
+
+    /// [`Engine::range`] with the query's warnings and infos.
+    pub fn range_query(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, EvalError> {
+        if let Some(t @ (ValueType::Matrix | ValueType::String)) = expr.value_type() {
+            return Err(EvalError::InvalidRangeQueryType(t.documented()));
+        }
+        let mut q = self.query(storage, start_ms, end_ms, step_ms)?;
+        let value = match eval::eval(&mut q, expr)? {
+            eval::Eval::Scalar(values) => {
+                let points = q
+                    .times()
+                    .zip(values)
+                    .map(|(t, v)| Sample { t, v })
+                    .collect();
+                Value::Matrix(vec![(Labels::empty(), points)])
+            }
+            eval::Eval::Vector(mut series) => {
+                series.retain(|(_, p)| !p.is_empty());
+                series.sort_by(|a, b| a.0.cmp(&b.0));
+                Value::Matrix(series)
+            }
+            eval::Eval::String(_) => return Err(EvalError::InvalidRangeQueryType("string")),
+            eval::Eval::Matrix(_) => {
+                return Err(EvalError::InvalidRangeQueryType("range vector"));
+            }
+        };
+        Ok(q.finish(value))
+    }
+
+    fn query<'s>(
+        &self,
+        storage: &'s dyn Storage,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<eval::Query<'s>, EvalError> {
+        if step <= 0 {
+            return Err(EvalError::BadStep);
+        }
+        if end < start {
+            return Err(EvalError::EndBeforeStart);
+        }
+        let steps = ((end as i128 - start as i128) / step as i128 + 1) as u128;
+        if steps > self.opts.max_samples as u128 {
+            return Err(EvalError::TooManySamples);
+        }
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Ok(eval::Query {
+            storage,
+            start,
+            end,
+            step,
+            steps: steps as usize,
+            query_start: start,
+            query_end: end,
+            lookback: match millis(self.opts.lookback_delta) {
+                0 => 300_000,
+                ms => ms,
+            },
+            samples: 0,
+            max_samples: self.opts.max_samples,
+            deadline: (!self.opts.timeout.is_zero())
+                .then(|| Instant::now().checked_add(self.opts.timeout))
+                .flatten(),
+            default_subquery_step: millis(self.opts.default_subquery_step).max(1),
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        })
+    }
+}

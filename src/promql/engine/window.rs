@@ -1,0 +1,210 @@
+//! Range vectors: a matrix selector or a subquery, read once for the whole query and then
+//! cut into the left-open window `(r - range, r]` of every step, where `r` is the step
+//! time pinned by `@` and shifted by `offset`. Windows only move forward, so cutting is
+//! two cursors per series, whatever the number of steps.
+//!
+//! A subquery `expr[range:step]` evaluates `expr` on its own grid of absolute-time
+//! aligned steps (multiples of `step` since the epoch), from the first such step after
+//! the earliest window start to the latest window end, as Prometheus does.
+
+use super::EvalError;
+use super::eval::{self, Eval, Query, Series, check_extended, literal_millis};
+use crate::model::{Sample, is_stale_nan};
+use crate::promql::ast::{AtModifier, DurationValue, Expr, SubqueryExpr, VectorSelector};
+
+/// The samples of a range vector for the whole query, and how to window them per step.
+pub(super) struct Windows {
+    /// Each series' samples over the union of all windows, in time order.
+    pub series: Vec<Series>,
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<AtModifier>,
+}
+
+impl Windows {
+    /// `(exclusive start, inclusive end)` of the window at step time `t`.
+    pub fn bounds(&self, q: &Query<'_>, t: i64) -> (i64, i64) {
+        let r = q.ref_time(t, self.at, self.offset);
+        (r.saturating_sub(self.range), r)
+    }
+
+    /// Calls `f(step index, step time, window, (start, end))` for every step of one
+    /// series, windows in order, empty ones included.
+    pub fn each(
+        &self,
+        q: &Query<'_>,
+        samples: &[Sample],
+        mut f: impl FnMut(usize, i64, &[Sample], (i64, i64)),
+    ) {
+        let (mut a, mut b) = (0, 0);
+        for (i, t) in q.times().enumerate() {
+            let (lo, hi) = self.bounds(q, t);
+            while a < samples.len() && samples[a].t <= lo {
+                a += 1;
+            }
+            b = b.max(a);
+            while b < samples.len() && samples[b].t <= hi {
+                b += 1;
+            }
+            f(i, t, &samples[a..b], (lo, hi));
+        }
+    }
+}
+
+/// Strips parentheses: `rate((x[5m]))` reads like `rate(x[5m])`.
+pub(super) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+/// Evaluates a range vector expression (matrix selector or subquery) for the query.
+pub(super) fn eval_range(q: &mut Query<'_>, expr: &Expr) -> Result<Windows, EvalError> {
+    match unwrap_parens(expr) {
+        Expr::MatrixSelector(m) => {
+            let range = range_millis(&m.range)?;
+            load_matrix(q, &m.selector, range)
+        }
+        Expr::Subquery(s) => eval_subquery(q, s),
+        other => Err(EvalError::Execution(format!(
+            "expected type range vector, got {}",
+            other
+        ))),
+    }
+}
+
+fn range_millis(d: &DurationValue) -> Result<i64, EvalError> {
+    literal_millis(Some(d))
+}
+
+fn load_matrix(q: &mut Query<'_>, vs: &VectorSelector, range: i64) -> Result<Windows, EvalError> {
+    check_extended(vs)?;
+    let offset = literal_millis(vs.offset.as_ref())?;
+    let first = q.ref_time(q.start, vs.at, offset);
+    let last = q.ref_time(q.end, vs.at, offset);
+    let mint = first.saturating_sub(range).saturating_add(1);
+    let querier = q.storage.querier(mint, last)?;
+    let mut out = Vec::new();
+    for mut series in querier.select(&vs.matchers)? {
+        q.check_deadline()?;
+        let mut points = Vec::new();
+        let mut s = series.samples.seek(mint);
+        while let Some(sample) = s {
+            if sample.t > last {
+                break;
+            }
+            if sample.t >= mint && !is_stale_nan(sample.v) {
+                points.push(sample);
+            }
+            s = series.samples.next();
+        }
+        if !points.is_empty() {
+            q.charge(points.len())?;
+            out.push((series.labels, points));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Windows {
+        series: out,
+        range,
+        offset,
+        at: vs.at,
+    })
+}
+
+fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalError> {
+    let range = range_millis(&s.range)?;
+    let offset = literal_millis(s.offset.as_ref())?;
+    let step = match &s.step {
+        Some(d) => literal_millis(Some(d))?,
+        None => q.default_subquery_step,
+    };
+    if step <= 0 {
+        return Err(EvalError::BadStep);
+    }
+    let first = q.ref_time(q.start, s.at, offset);
+    let last = q.ref_time(q.end, s.at, offset);
+    let want = first.saturating_sub(range);
+    // Go's integer division truncates toward zero; so does Rust's, and the correction
+    // below then moves a start before `want` up by one step, as Prometheus does.
+    let mut start = step * (want / step);
+    if start < want {
+        start += step;
+    }
+    let (series, inner) = if start > last {
+        (Vec::new(), None)
+    } else {
+        let steps = ((last - start) / step + 1) as usize;
+        let mut sub = Query {
+            storage: q.storage,
+            start,
+            end: last,
+            step,
+            steps,
+            query_start: q.query_start,
+            query_end: q.query_end,
+            lookback: q.lookback,
+            samples: q.samples,
+            max_samples: q.max_samples,
+            deadline: q.deadline,
+            default_subquery_step: q.default_subquery_step,
+            warnings: std::mem::take(&mut q.warnings),
+            infos: std::mem::take(&mut q.infos),
+        };
+        let result = eval::eval(&mut sub, &s.expr);
+        q.samples = sub.samples;
+        q.warnings = std::mem::take(&mut sub.warnings);
+        q.infos = std::mem::take(&mut sub.infos);
+        let series = match result? {
+            Eval::Vector(v) => v,
+            Eval::Scalar(values) => vec![(
+                crate::model::Labels::empty(),
+                sub.times()
+                    .zip(values)
+                    .map(|(t, v)| Sample { t, v })
+                    .collect(),
+            )],
+            _ => {
+                return Err(EvalError::Execution(
+                    "subquery is only allowed on instant vector".into(),
+                ));
+            }
+        };
+        (series, Some(()))
+    };
+    let _ = inner;
+    Ok(Windows {
+        series,
+        range,
+        offset,
+        at: s.at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+
+    #[test]
+    fn subquery_steps_are_aligned_to_absolute_time() {
+        let samples: Vec<(i64, f64)> = (0..20).map(|i| (i * 10, i as f64)).collect();
+        let st = storage(&[(&[("__name__", "m")], &samples)]);
+        // At t=95s, m[60s:20s] takes steps at multiples of 20s in (35, 95]: 40, 60, 80.
+        let e = subquery(p("m"), 60_000, Some(20_000));
+        match eval_instant(&st, &e, 95).unwrap() {
+            crate::promql::Value::Matrix(m) => {
+                let ts: Vec<i64> = m[0].1.iter().map(|s| s.t / 1000).collect();
+                assert_eq!(ts, [40, 60, 80]);
+                assert_eq!(m[0].1[0].v, 4.0);
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = call(
+            "count_over_time",
+            vec![subquery(p("m"), 60_000, Some(20_000))],
+        );
+        let v = engine().range(&st, &e, 60_000, 100_000, 20_000).unwrap();
+        assert_eq!(points(&v)[0].1, [(60, 3.0), (80, 3.0), (100, 3.0)]);
+    }
+}
