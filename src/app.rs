@@ -26,6 +26,8 @@ pub struct App {
     pub db: Db,
     pub storage: Arc<dyn Storage>,
     pub engine: Engine,
+    /// `--query.max-concurrency` slots: queries beyond it wait their turn.
+    pub query_gate: Arc<tokio::sync::Semaphore>,
     pub scrape: Arc<Mutex<ScrapeManager>>,
     pub discovery: Mutex<discovery::Manager>,
     pub config_path: PathBuf,

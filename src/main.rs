@@ -46,6 +46,15 @@ struct Flags {
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(long = "query.lookback-delta", default_value = "5m")]
     lookback_delta: PromDuration,
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", default_value = "2m")]
+    query_timeout: PromDuration,
+    /// Maximum number of samples a single query can load into memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+    /// Maximum number of queries executed concurrently.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    query_max_concurrency: usize,
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -129,8 +138,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         storage,
         engine: promql::Engine::new(promql::EngineOptions {
             lookback_delta: flags.lookback_delta.0,
+            timeout: flags.query_timeout.0,
+            max_samples: flags.query_max_samples,
             ..Default::default()
         }),
+        query_gate: Arc::new(tokio::sync::Semaphore::new(
+            flags.query_max_concurrency.max(1),
+        )),
         scrape: scrape.clone(),
         discovery: Mutex::new(disc),
         config_path: flags.config_file.clone(),

@@ -13,6 +13,7 @@ use std::fmt::Write;
 pub enum ErrorType {
     BadData,
     Execution,
+    Timeout,
     Internal,
 }
 
@@ -21,6 +22,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => "bad_data",
             ErrorType::Execution => "execution",
+            ErrorType::Timeout => "timeout",
             ErrorType::Internal => "internal",
         }
     }
@@ -29,6 +31,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -2,6 +2,7 @@
 //! `/-/`, cairn's own `/metrics`, and the built-in UI. Handlers are thin: they parse
 //! parameters, call into the app on the blocking pool where work is heavy, and encode.
 
+mod ast_json;
 mod json;
 mod lifecycle;
 mod params;
@@ -31,6 +32,8 @@ pub fn router(state: S) -> Router {
         .route("/labels", get(labels_h).post(labels_h))
         .route("/label/{name}/values", get(label_values_h))
         .route("/targets", get(targets_h))
+        .route("/format_query", get(format_query_h).post(format_query_h))
+        .route("/parse_query", get(parse_query_h).post(parse_query_h))
         .route(
             "/status/config",
             get(|State(s): State<S>| status::config(s)),
@@ -118,6 +121,12 @@ async fn labels_h(State(s): State<S>, P(p): P) -> Response {
 async fn label_values_h(State(s): State<S>, Path(name): Path<String>, uri: Uri) -> Response {
     let p = Params::from_request(&Method::GET, &uri, &HeaderMap::new(), &Bytes::new());
     respond(query::label_values(s, p, name).await)
+}
+async fn format_query_h(P(p): P) -> Response {
+    respond(query::format_query(p).await)
+}
+async fn parse_query_h(P(p): P) -> Response {
+    respond(query::parse_query(p).await)
 }
 async fn targets_h(State(s): State<S>, P(p): P) -> Response {
     respond(status::targets(s, p).await)

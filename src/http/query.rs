@@ -6,7 +6,8 @@ use super::AppState;
 use super::json::{self, ApiError, ErrorType};
 use super::params::{MAX_TIME, MIN_TIME, Params, parse_duration_param};
 use crate::model::{Labels, Matcher};
-use crate::promql::{self, Value};
+use crate::promql::engine::QueryResult;
+use crate::promql::{self, EvalError, Value};
 use axum::response::Response;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,8 +22,9 @@ pub async fn query(state: Arc<AppState>, p: Params) -> Result<Response, ApiError
         .to_string();
     let t = p.time_now("time")?;
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
-    let value = blocking(move || state.engine.instant(state.storage.as_ref(), &expr, t)).await?;
-    Ok(json::success_raw(&encode_value(&value)))
+    let _permit = admit(&state).await?;
+    let r = blocking(move || state.engine.instant_query(state.storage.as_ref(), &expr, t)).await?;
+    Ok(respond(&r))
 }
 
 pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
@@ -54,13 +56,63 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
         ));
     }
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
-    let value = blocking(move || {
+    let _permit = admit(&state).await?;
+    let r = blocking(move || {
         state
             .engine
-            .range(state.storage.as_ref(), &expr, start, end, step)
+            .range_query(state.storage.as_ref(), &expr, start, end, step)
     })
     .await?;
-    Ok(json::success_raw(&encode_value(&value)))
+    Ok(respond(&r))
+}
+
+/// Waits for one of `--query.max-concurrency` slots, as Prometheus queues queries.
+async fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state
+        .query_gate
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))
+}
+
+/// The success envelope with the query's warnings and infos, as Prometheus adds them.
+fn respond(r: &QueryResult) -> Response {
+    let mut out = String::with_capacity(256);
+    out.push_str(r#"{"status":"success","data":"#);
+    out.push_str(&encode_value(&r.value));
+    for (key, notes) in [("warnings", &r.warnings), ("infos", &r.infos)] {
+        if notes.is_empty() {
+            continue;
+        }
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":[");
+        for (i, n) in notes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(&mut out, n);
+        }
+        out.push(']');
+    }
+    out.push('}');
+    json::json_response(axum::http::StatusCode::OK, out)
+}
+
+/// `/api/v1/format_query`: the query printed canonically. (Prometheus also breaks long
+/// queries over lines; cairn prints them on one line.)
+pub async fn format_query(p: Params) -> Result<Response, ApiError> {
+    let q = p.get("query").unwrap_or_default();
+    let expr = promql::parse_expr(q).map_err(|e| ApiError::param("query", e))?;
+    json::success(&expr.to_string())
+}
+
+/// `/api/v1/parse_query`: the syntax tree as JSON.
+pub async fn parse_query(p: Params) -> Result<Response, ApiError> {
+    let q = p.get("query").unwrap_or_default();
+    let expr = promql::parse_expr(q).map_err(|e| ApiError::param("query", e))?;
+    json::success(&super::ast_json::translate(&expr))
 }
 
 fn required_time(p: &Params, name: &str) -> Result<i64, ApiError> {
@@ -74,14 +126,28 @@ fn required_time(p: &Params, name: &str) -> Result<i64, ApiError> {
 }
 
 /// Runs engine work on the blocking pool so a heavy query doesn't stall scrapes.
-async fn blocking<F>(f: F) -> Result<Value, ApiError>
+async fn blocking<F>(f: F) -> Result<QueryResult, ApiError>
 where
-    F: FnOnce() -> Result<Value, promql::EvalError> + Send + 'static,
+    F: FnOnce() -> Result<QueryResult, EvalError> + Send + 'static,
 {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(ErrorType::Execution, e.to_string()))
+        .map_err(eval_error)
+}
+
+/// Prometheus's error types for evaluation failures: timeouts 503, bad requests 400,
+/// storage trouble 500, everything else 422.
+fn eval_error(e: EvalError) -> ApiError {
+    let kind = match &e {
+        EvalError::Timeout(_) => ErrorType::Timeout,
+        EvalError::InvalidRangeQueryType(_) | EvalError::BadStep | EvalError::EndBeforeStart => {
+            ErrorType::BadData
+        }
+        EvalError::Storage(_) => ErrorType::Internal,
+        _ => ErrorType::Execution,
+    };
+    ApiError::new(kind, e.to_string())
 }
 
 /// `{"resultType":...,"result":...}`
