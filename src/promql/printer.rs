@@ -82,7 +82,16 @@ impl Display for SubqueryExpr {
 
 impl Display for BinaryExpr {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.lhs, self.op.as_str())?;
+        match &*self.lhs {
+            // `^` binds tighter than a sign, so `+Inf ^ x` would read back as `+(Inf ^ x)`.
+            // Prometheus prints `+Inf` here anyway; cairn prints `Inf`, which reads back
+            // as the same tree.
+            Expr::Number(n) if self.op == BinaryOp::Pow && n.value == f64::INFINITY => {
+                f.write_str("Inf")?
+            }
+            lhs => write!(f, "{lhs}")?,
+        }
+        write!(f, " {}", self.op.as_str())?;
         if self.return_bool {
             f.write_str(" bool")?;
         }

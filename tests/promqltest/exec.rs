@@ -12,8 +12,9 @@
 //! Like Prometheus's runner, an instant case is also run as a range query from one minute
 //! before to one minute after its time, and the middle step must give the same answer
 //! (except for ordered cases, cases expecting a string or a range vector, and queries
-//! using `start()`, `end()`, `range()` or `step()`). Unlike it, the extra runs with `@`
-//! pinned to the evaluation time are not done.
+//! using `start()`, `end()`, `range()` or `step()`). As in it, a passing instant case is
+//! run again with `@` pinned to its time on every selector, at five other times (three
+//! for time 0), unless it calls a function whose answer depends on the evaluation time.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cairn::model::{Labels, Matcher, Sample};
+use cairn::promql::ast::AtModifier;
 use cairn::promql::engine::QueryResult;
 use cairn::promql::{Engine, EngineOptions, EvalError, Expr, ParseErrorKind, Value, parse_expr};
 use cairn::storage::{Appender, Querier, Series, Storage, StorageError};
@@ -94,7 +96,11 @@ impl Env {
             _dir: dir,
             histogram_series: Vec::new(),
             load_error: None,
-            engine: Engine::new(EngineOptions::default()),
+            // Prometheus's test engine runs with delayed name removal; so does this one.
+            engine: Engine::new(EngineOptions {
+                delayed_name_removal: true,
+                ..EngineOptions::default()
+            }),
         })
     }
 
@@ -177,9 +183,48 @@ impl Env {
             }
             Ok(r) => r.map_err(|e| e.to_string()),
         };
+        let verdict = self.judge_query(storage, eval, &expr, eval.kind);
+        let (Verdict::Pass, Ok(expr), EvalKind::Instant { at }) = (&verdict, &expr, eval.kind)
+        else {
+            return verdict;
+        };
+        // Prometheus's runner also runs an instant case with `@` pinned to its time on
+        // every selector and subquery, at other evaluation times, where the answer must
+        // stay the same; the query is printed and parsed again, as it does.
+        let Some(pinned) = pin_at(expr, at) else {
+            return verdict;
+        };
+        let text = pinned.to_string();
+        let reparsed = match parse_expr(&text) {
+            Ok(e) => Ok(e),
+            Err(e) => return Verdict::Fail(format!("@ run: {text} does not parse: {e}")),
+        };
+        let times = if at == 0 {
+            vec![-1000, 0, 1000]
+        } else {
+            vec![-10 * at, 0, at / 5, at, 10 * at]
+        };
+        for t in times {
+            match self.judge_query(storage, eval, &reparsed, EvalKind::Instant { at: t }) {
+                Verdict::Pass => {}
+                Verdict::Fail(e) => return Verdict::Fail(format!("{text} at {t}ms: {e}")),
+                other => return other,
+            }
+        }
+        verdict
+    }
+
+    /// Judges one run of a case's query.
+    fn judge_query(
+        &self,
+        storage: &Watched,
+        eval: &Eval,
+        expr: &Result<Expr, String>,
+        kind: EvalKind,
+    ) -> Verdict {
         let run = || -> Result<Outcome, QueryError> {
             let expr = expr.as_ref().map_err(|e| QueryError::Failed(e.clone()))?;
-            match eval.kind {
+            match kind {
                 EvalKind::Instant { at } => self.instant(storage, expr, at),
                 EvalKind::Range { start, end, step } => self.range(storage, expr, start, end, step),
             }
@@ -204,7 +249,7 @@ impl Env {
         if let Err(diff) = compare(eval, &outcome.value) {
             return Verdict::Fail(diff);
         }
-        if let (Ok(expr), EvalKind::Instant { at }) = (&expr, eval.kind) {
+        if let (Ok(expr), EvalKind::Instant { at }) = (expr, kind) {
             match self.range_mode_check(storage, eval, expr, at, &outcome.value) {
                 Ok(()) => {}
                 Err(QueryError::Unsupported(m)) => return Verdict::Unsupported(Gap::Engine, m),
@@ -400,6 +445,61 @@ fn check_annotations(eval: &Eval, got: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
+/// The functions whose answer changes with the evaluation time even when their
+/// arguments are pinned with `@`: Prometheus's runner skips the `@` runs for them.
+const AT_UNSAFE_FUNCTIONS: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+    // Newer than the list read in Prometheus's source; they answer the evaluation time
+    // of an instant query, which `@` does not pin.
+    "start",
+    "end",
+];
+
+/// `expr` with `@ at` on every selector and subquery that has none, not looking inside
+/// subqueries (they are pinned as a whole); None when it calls a function in
+/// [`AT_UNSAFE_FUNCTIONS`].
+fn pin_at(expr: &Expr, at: i64) -> Option<Expr> {
+    fn walk(e: &mut Expr, at: i64) -> bool {
+        let pin = |a: &mut Option<AtModifier>| {
+            a.get_or_insert(AtModifier::Timestamp(at));
+        };
+        match e {
+            Expr::VectorSelector(vs) => pin(&mut vs.at),
+            Expr::MatrixSelector(m) => pin(&mut m.selector.at),
+            // Pinned as a whole: nothing inside is looked at, functions included.
+            Expr::Subquery(sq) => pin(&mut sq.at),
+            Expr::Unary(u) => return walk(&mut u.expr, at),
+            Expr::Paren(p) => return walk(&mut p.expr, at),
+            Expr::Binary(b) => return walk(&mut b.lhs, at) & walk(&mut b.rhs, at),
+            Expr::Aggregate(a) => {
+                let param_ok = a.param.as_mut().is_none_or(|p| walk(p, at));
+                return walk(&mut a.expr, at) & param_ok;
+            }
+            Expr::Call(c) => {
+                let mut ok = !AT_UNSAFE_FUNCTIONS.contains(&c.func.as_str());
+                for a in &mut c.args {
+                    ok &= walk(a, at);
+                }
+                return ok;
+            }
+            Expr::Number(_) | Expr::String(_) | Expr::Duration(_) => {}
+        }
+        true
+    }
+    let mut pinned = expr.clone();
+    walk(&mut pinned, at).then_some(pinned)
+}
+
 /// `start()`, `end()`, `range()`, `step()`: these answer differently in the range check.
 fn uses_query_context(query: &str) -> bool {
     ["start()", "end()", "range()", "step()"]
@@ -505,5 +605,28 @@ mod tests {
             Some(Labels::from_pairs([("__name__", "x"), ("a", "b")]))
         );
         assert_eq!(nhcb_series(&Labels::from_pairs([("__name__", "x")])), None);
+    }
+
+    #[test]
+    fn at_runs_pin_outer_selectors_and_skip_time_dependent_queries() {
+        let pin = |q: &str| pin_at(&parse_expr(q).unwrap(), 60_000).map(|e| e.to_string());
+        assert_eq!(
+            pin("sum(rate(x[5m])) + y @ 10").as_deref(),
+            Some("sum(rate(x[5m] @ 60.000)) + y @ 10.000")
+        );
+        // A subquery is pinned whole; what it wraps is left alone, functions included.
+        assert_eq!(
+            pin("max_over_time(vector(time())[5m:1m])").as_deref(),
+            Some("max_over_time(vector(time())[5m:1m] @ 60.000)")
+        );
+        assert_eq!(pin("timestamp(x)"), None);
+        assert_eq!(pin("x - time()"), None);
+        // The pinned runs (at -10m, 0, 12s, 1m and 10m) all see `x` at 1m.
+        let v = run(concat!(
+            "load 1m\n  x 1 2\n\n",
+            "eval instant at 1m x\n  x 2\n\n",
+            "eval instant at 1m x @ 60\n  x 2\n",
+        ));
+        assert_eq!(v, [Verdict::Pass, Verdict::Pass]);
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::EvalError;
-use super::eval::{self, Eval, Output, Query, Series, Steps};
+use super::eval::{self, DROP_NAME, Eval, Output, Query, Series, Steps};
 use super::functions::math::{kahan_inc, quantile};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::promql::ast::{AggregateExpr, AggregateOp};
@@ -85,7 +85,9 @@ fn groups(input: &[Series], a: &AggregateExpr) -> (Vec<Labels>, Vec<usize>) {
         .map(|(l, _)| {
             let mut b = l.builder();
             if a.without {
-                b.retain(|x| x.name != METRIC_NAME && !a.grouping.contains(&x.name));
+                b.retain(|x| {
+                    x.name != METRIC_NAME && x.name != DROP_NAME && !a.grouping.contains(&x.name)
+                });
             } else {
                 b.retain(|x| a.grouping.contains(&x.name));
             }
@@ -96,6 +98,19 @@ fn groups(input: &[Series], a: &AggregateExpr) -> (Vec<Labels>, Vec<usize>) {
             })
         })
         .collect();
+    // Delayed name removal: a group that keeps the name loses it at the end if any of
+    // its members was to lose it.
+    for ((l, _), &g) in input.iter().zip(&group_of) {
+        let group: &mut Labels = &mut groups[g];
+        if l.get(DROP_NAME).is_some()
+            && group.get(DROP_NAME).is_none()
+            && group.get(METRIC_NAME).is_some()
+        {
+            let mut b = group.builder();
+            b.set(DROP_NAME, "1");
+            *group = b.into_labels();
+        }
+    }
     (groups, group_of)
 }
 

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::EvalError;
-use super::eval::{self, Eval, Output, Query, Series, Steps, merge_series};
+use super::eval::{self, DROP_NAME, Eval, Output, Query, Series, Steps, merge_series};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::promql::ast::{BinaryExpr, BinaryOp, Cardinality, VectorMatching};
 
@@ -113,7 +113,7 @@ fn vector_scalar(
         });
         if !points.is_empty() {
             let labels = if drop {
-                eval::drop_name(&labels)
+                eval::drop_name(&labels, q.delayed_name_removal)
             } else {
                 labels
             };
@@ -133,7 +133,7 @@ pub(super) fn signature(labels: &Labels, on: bool, names: &[String]) -> u64 {
         let take = if on {
             listed
         } else {
-            !listed && l.name != METRIC_NAME
+            !listed && l.name != METRIC_NAME && l.name != DROP_NAME
         };
         if take {
             h.update(l.name.as_bytes());
@@ -153,7 +153,7 @@ fn match_labels(labels: &Labels, on: bool, names: &[String]) -> Labels {
         if on {
             listed
         } else {
-            !listed && l.name != METRIC_NAME
+            !listed && l.name != METRIC_NAME && l.name != DROP_NAME
         }
     });
     b.into_labels()
@@ -162,7 +162,7 @@ fn match_labels(labels: &Labels, on: bool, names: &[String]) -> Labels {
 /// Prometheus's `Labels.String()`: `{a="1", b="2"}`, the name as a plain label.
 pub(super) fn labels_string(l: &Labels) -> String {
     let mut s = String::from("{");
-    for (i, l) in l.iter().enumerate() {
+    for (i, l) in l.iter().filter(|l| l.name != DROP_NAME).enumerate() {
         if i > 0 {
             s.push_str(", ");
         }
@@ -174,14 +174,24 @@ pub(super) fn labels_string(l: &Labels) -> String {
     s
 }
 
-fn result_labels(many: &Labels, one: &Labels, b: &BinaryExpr, m: &VectorMatching) -> Labels {
+fn result_labels(
+    many: &Labels,
+    one: &Labels,
+    b: &BinaryExpr,
+    m: &VectorMatching,
+    delayed: bool,
+) -> Labels {
     let mut lb = many.builder();
     if drops_name(b.op, b.return_bool) {
-        lb.del(METRIC_NAME);
+        if delayed {
+            lb.set(DROP_NAME, "1");
+        } else {
+            lb.del(METRIC_NAME);
+        }
     }
     if m.card == Cardinality::OneToOne {
         if m.on {
-            lb.retain(|l| m.matching_labels.contains(&l.name));
+            lb.retain(|l| l.name == DROP_NAME || m.matching_labels.contains(&l.name));
         } else {
             lb.retain(|l| !m.matching_labels.contains(&l.name));
         }
@@ -216,6 +226,7 @@ fn vector_vector(
     let mut matched: HashSet<u64> = HashSet::new();
     let mut inserted: HashSet<(u64, usize)> = HashSet::new();
     let mut out: Output<(usize, usize)> = Output::new();
+    let delayed = q.delayed_name_removal;
     for t in q.times() {
         one_steps.at(&one, t, &mut ov);
         many_steps.at(&many, t, &mut mv);
@@ -259,7 +270,9 @@ fn vector_vector(
             } else if !keep {
                 continue;
             }
-            let slot = out.slot((mi, oi), || result_labels(&many[mi].0, &one[oi].0, b, m));
+            let slot = out.slot((mi, oi), || {
+                result_labels(&many[mi].0, &one[oi].0, b, m, delayed)
+            });
             if m.card != Cardinality::OneToOne && !inserted.insert((s, slot)) {
                 return Err(EvalError::Execution(
                     "multiple matches for labels: grouping labels must ensure unique matches"

@@ -38,6 +38,12 @@ pub(super) struct Query<'s> {
     pub end: i64,
     pub step: i64,
     pub steps: usize,
+    /// Prometheus's delayed name removal: nodes mark series with [`DROP_NAME`] instead
+    /// of dropping the name, and the result drops it ([`cleanup_names`]).
+    pub delayed_name_removal: bool,
+    /// Whether this is an instant query's grid (not a range query's, nor a subquery's):
+    /// `step()` is 0 there.
+    pub instant: bool,
     /// The outermost query's start and end: what `@ start()` and `@ end()` mean, also
     /// inside subqueries.
     pub query_start: i64,
@@ -151,7 +157,7 @@ pub(super) fn eval(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
                         .into_iter()
                         .map(|(labels, mut points)| {
                             points.iter_mut().for_each(|s| s.v = -s.v);
-                            (drop_name(&labels), points)
+                            (drop_name(&labels, q.delayed_name_removal), points)
                         })
                         .collect();
                     Ok(Eval::Vector(merge_series(negated)?))
@@ -201,14 +207,67 @@ pub(super) fn check_extended(vs: &VectorSelector) -> Result<(), EvalError> {
     Ok(())
 }
 
-/// The labels without the metric name.
-pub(super) fn drop_name(labels: &Labels) -> Labels {
+/// With delayed name removal (Prometheus's `EnableDelayedNameRemoval`), a node that
+/// would drop the metric name keeps it and marks the series with this internal label;
+/// the name and the mark go when the query's result is assembled ([`cleanup_names`]).
+/// Prometheus carries a `DropName` flag beside each series; cairn keeps series as
+/// (labels, points), so the flag rides in the labels, and the few places that look at
+/// all labels treat it specially: matching signatures and `without` ignore it, `by
+/// (__name__)` groups take it from their members, `label_replace`/`label_join` into
+/// `__name__` clear it. It never reaches a query's result.
+pub(super) const DROP_NAME: &str = "__cairn_drop_name__";
+
+/// The labels without the metric name, or, with delayed name removal, marked to lose it.
+pub(super) fn drop_name(labels: &Labels, delayed: bool) -> Labels {
     if labels.get(METRIC_NAME).is_none() {
         return labels.clone();
     }
     let mut b = labels.builder();
-    b.del(METRIC_NAME);
+    if delayed {
+        if labels.get(DROP_NAME).is_some() {
+            return labels.clone();
+        }
+        b.set(DROP_NAME, "1");
+    } else {
+        b.del(METRIC_NAME);
+    }
     b.into_labels()
+}
+
+/// The last step of delayed name removal: drops the name (and the mark) of every marked
+/// series, then merges series that now share labels (two points at one time fail the
+/// query, as in Prometheus). Keeps the order otherwise; unmarked input is returned as is.
+pub(super) fn cleanup_names(mut series: Vec<Series>) -> Result<Vec<Series>, EvalError> {
+    if !series.iter().any(|(l, _)| l.get(DROP_NAME).is_some()) {
+        return Ok(series);
+    }
+    for (l, _) in &mut series {
+        if l.get(DROP_NAME).is_some() {
+            let mut b = l.builder();
+            b.del(DROP_NAME);
+            b.del(METRIC_NAME);
+            *l = b.into_labels();
+        }
+    }
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut out: Vec<Series> = Vec::with_capacity(series.len());
+    for (labels, points) in series {
+        match index.get(&labels) {
+            Some(&i) => {
+                let merged = &mut out[i].1;
+                merged.extend(points);
+                merged.sort_by_key(|s| s.t);
+                if merged.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(EvalError::DuplicateLabelset);
+                }
+            }
+            None => {
+                index.insert(labels.clone(), out.len());
+                out.push((labels, points));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Merges series that have the same labels (after a function dropped the name, say).
@@ -698,5 +757,51 @@ mod tests {
             small.range(&st, &e, 0, i64::MAX, 1),
             Err(EvalError::TooManySamples)
         ));
+    }
+
+    #[test]
+    fn delayed_name_removal_keeps_the_name_until_the_result() {
+        let a: &[(&str, &str)] = &[("__name__", "a_total"), ("env", "1")];
+        let b: &[(&str, &str)] = &[("__name__", "b_total"), ("env", "1")];
+        let st = storage(&[(a, &[(0, 0.0), (60, 60.0)]), (b, &[(0, 0.0), (60, 120.0)])]);
+        let delayed = Engine::new(EngineOptions {
+            delayed_name_removal: true,
+            ..EngineOptions::default()
+        });
+        let run = |eng: &Engine, q: &str| eng.instant(&st, &parse_expr(q).unwrap(), 60_000);
+        // Dropped at once, the two names collide; delayed, they stay apart to the end.
+        let q = r#"rate({env="1"}[2m])"#;
+        assert!(matches!(
+            run(&engine(), q),
+            Err(EvalError::DuplicateLabelset)
+        ));
+        assert!(matches!(
+            run(&delayed, q),
+            Err(EvalError::DuplicateLabelset)
+        ));
+        let q = r#"sum by (env) (rate({env="1"}[2m]))"#;
+        assert_eq!(vector(&run(&delayed, q).unwrap()).len(), 1);
+        // An outer label function still reads the name, and writing it keeps it.
+        let q = r#"label_replace(rate({env="1"}[2m]), "n", "$1", "__name__", "(.+)")"#;
+        let got = vector(&run(&delayed, q).unwrap());
+        let names: Vec<_> = got.iter().map(|(l, _)| l.get("n").unwrap_or("")).collect();
+        assert_eq!(names, ["a_total", "b_total"]);
+        assert!(got.iter().all(|(l, _)| l.len() == 2));
+        let q = r#"label_replace(-{env="1"}, "__name__", "x_$1", "__name__", "(.+)")"#;
+        let got = vector(&run(&delayed, q).unwrap());
+        assert_eq!(got[0].0.metric_name(), Some("x_a_total"));
+        // A group by name is dropped at the end if any member was to lose it.
+        let q = r#"sum by (__name__) (a_total or -b_total)"#;
+        assert_eq!(
+            vector(&run(&delayed, q).unwrap())[0].0.metric_name(),
+            Some("a_total")
+        );
+        let q = r#"sum by (__name__) (-a_total or b_total)"#;
+        assert_eq!(vector(&run(&delayed, q).unwrap())[0].0.len(), 0);
+        // Series that end up alike merge when they never share a step.
+        let e = parse_expr("-a_total offset 1m or -b_total").unwrap();
+        let r = delayed.range(&st, &e, 60_000, 120_000, 60_000).unwrap();
+        let env = labels(&[("env", "1")]);
+        assert_eq!(points(&r), [(env, vec![(60, -0.0), (120, -60.0)])]);
     }
 }

@@ -77,6 +77,12 @@ pub struct EngineOptions {
     /// The step of a subquery written without one (`x[5m:]`): Prometheus uses the global
     /// evaluation interval, one minute by default.
     pub default_subquery_step: Duration,
+    /// Prometheus's `EnableDelayedNameRemoval`: functions and operators that drop the
+    /// metric name keep it until the query's result is assembled, so an outer
+    /// `label_replace`/`label_join` can still read it, `by (__name__)` can group on it,
+    /// and series that differ only by name do not collide midway. Off by default, as in
+    /// Prometheus's server; its test suite runs with it on.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -86,6 +92,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             default_subquery_step: Duration::from_secs(60),
+            delayed_name_removal: false,
         }
     }
 }
@@ -161,6 +168,7 @@ impl Engine {
         t_ms: i64,
     ) -> Result<QueryResult, EvalError> {
         let mut q = self.query(storage, t_ms, t_ms, 1)?;
+        q.instant = true;
         let result = eval::eval(&mut q, expr)?;
         let keep_order = eval::keeps_order(expr);
         let value = match result {
@@ -170,7 +178,7 @@ impl Engine {
             }),
             eval::Eval::String(s) => Value::String(s, t_ms),
             eval::Eval::Vector(series) => {
-                let mut v: Vec<(Labels, Sample)> = series
+                let mut v: Vec<(Labels, Sample)> = eval::cleanup_names(series)?
                     .into_iter()
                     .filter_map(|(l, points)| points.first().map(|s| (l, *s)))
                     .collect();
@@ -179,7 +187,8 @@ impl Engine {
                 }
                 Value::Vector(v)
             }
-            eval::Eval::Matrix(mut m) => {
+            eval::Eval::Matrix(m) => {
+                let mut m = eval::cleanup_names(m)?;
                 m.sort_by(|a, b| a.0.cmp(&b.0));
                 Value::Matrix(m)
             }
@@ -209,7 +218,8 @@ impl Engine {
                     .collect();
                 Value::Matrix(vec![(Labels::empty(), points)])
             }
-            eval::Eval::Vector(mut series) => {
+            eval::Eval::Vector(series) => {
+                let mut series = eval::cleanup_names(series)?;
                 series.retain(|(_, p)| !p.is_empty());
                 series.sort_by(|a, b| a.0.cmp(&b.0));
                 Value::Matrix(series)
@@ -246,6 +256,8 @@ impl Engine {
             end,
             step,
             steps: steps as usize,
+            instant: false,
+            delayed_name_removal: self.opts.delayed_name_removal,
             query_start: start,
             query_end: end,
             lookback: match millis(self.opts.lookback_delta) {

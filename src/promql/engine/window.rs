@@ -142,6 +142,8 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
             end: last,
             step,
             steps,
+            instant: false,
+            delayed_name_removal: q.delayed_name_removal,
             query_start: q.query_start,
             query_end: q.query_end,
             lookback: q.lookback,

@@ -328,3 +328,11 @@ proptest! {
         let _ = round_trip(&q.concat());
     }
 }
+
+#[test]
+fn infinity_base_of_a_power_prints_back_to_the_same_tree() {
+    // Found by the token-soup property test: `+Inf ^ x` reads as `+(Inf ^ x)`.
+    for q in ["Inf ^ x", "+Inf ^ 2", "Inf ^ Inf ^ x"] {
+        round_trip(q).unwrap();
+    }
+}

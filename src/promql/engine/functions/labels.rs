@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use super::super::EvalError;
 use super::super::eval::{self, Eval, Query, Series, merge_series};
 use super::arg;
-use crate::model::Labels;
+use crate::model::{Labels, METRIC_NAME};
 use crate::promql::ast::Call;
 
 /// Any non-empty UTF-8 name is a valid label name in Prometheus 3.x.
@@ -49,6 +49,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
                 .into_iter()
                 .map(|(l, p)| {
                     let value = l.get(&src).unwrap_or("");
+                    // No match, no change: a name to drop stays marked, as in Prometheus.
                     let Some(caps) = re.captures(value) else {
                         return (l, p);
                     };
@@ -56,7 +57,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
                     caps.expand(&repl, &mut res);
                     let mut b = l.builder();
                     b.set(dst.clone(), res);
-                    (b.into_labels(), p)
+                    (keep_name_if(b.into_labels(), &dst), p)
                 })
                 .collect();
             Ok(Eval::Vector(merge_series(out)?))
@@ -83,7 +84,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
                         .join(&sep);
                     let mut b = l.builder();
                     b.set(dst.clone(), joined);
-                    (b.into_labels(), p)
+                    (keep_name_if(b.into_labels(), &dst), p)
                 })
                 .collect();
             Ok(Eval::Vector(merge_series(out)?))
@@ -104,6 +105,18 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
             Ok(Eval::Vector(sort(v, name, &names)))
         }
     }
+}
+
+/// Writing `__name__` with `label_replace`/`label_join` keeps the name a function
+/// before meant to drop (delayed name removal): the mark goes, as Prometheus clears
+/// `DropName` there.
+fn keep_name_if(l: Labels, dst: &str) -> Labels {
+    if dst != METRIC_NAME || l.get(eval::DROP_NAME).is_none() {
+        return l;
+    }
+    let mut b = l.builder();
+    b.del(eval::DROP_NAME);
+    b.into_labels()
 }
 
 fn first_value(s: &Series) -> f64 {

@@ -4,9 +4,9 @@
 //! `scalar`, `absent`). Range-vector functions live in `range.rs`, label and sort
 //! functions in `labels.rs`, classic histograms in `histogram.rs`.
 //!
-//! As in Prometheus 3.x without delayed name removal, every function that changes a
-//! value drops the metric name at once; `last_over_time`, `first_over_time`, the sort
-//! functions and the label functions keep it.
+//! As in Prometheus 3.x, every function that changes a value drops the metric name (at
+//! once, or at the end with delayed name removal); `last_over_time`, `first_over_time`,
+//! the sort functions and the label functions keep it.
 
 pub(super) mod histogram;
 pub(super) mod labels;
@@ -25,11 +25,27 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
     let name = c.func.as_str();
     if let Some(f) = elementwise(name) {
         let v = eval::eval_vector(q, arg(c, 0)?)?;
-        return map_values(v, f);
+        return map_values(q, v, f);
     }
     match name {
         "time" => Ok(Eval::Scalar(q.times().map(|t| t as f64 / 1000.0).collect())),
-        "step" => Ok(Eval::Scalar(vec![q.step as f64 / 1000.0; q.steps])),
+        // An instant query has no step: Prometheus answers 0 there.
+        "step" => {
+            let step = if q.instant {
+                0.0
+            } else {
+                q.step as f64 / 1000.0
+            };
+            Ok(Eval::Scalar(vec![step; q.steps]))
+        }
+        "min_of" | "max_of" => {
+            let a = eval::eval_scalar(q, arg(c, 0)?)?;
+            let b = eval::eval_scalar(q, arg(c, 1)?)?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Eval::Scalar(
+                a.into_iter().zip(b).map(|(x, y)| f(x, y)).collect(),
+            ))
+        }
         "range" => Ok(Eval::Scalar(vec![
             (q.query_end - q.query_start) as f64
                 / 1000.0;
@@ -75,7 +91,7 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
                     v
                 }
             };
-            map_values(v, |x| x)
+            map_values(q, v, |x| x)
         }
         "round" => {
             let v = eval::eval_vector(q, arg(c, 0)?)?;
@@ -130,7 +146,7 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
                         .collect(),
                 )],
             };
-            map_values(v, date_fn(name))
+            map_values(q, v, date_fn(name))
         }
         "absent" => {
             let v = eval::eval_vector(q, arg(c, 0)?)?;
@@ -152,7 +168,9 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" | "label_replace"
         | "label_join" => labels::eval(q, c),
-        "histogram_quantile" | "histogram_fraction" => histogram::eval(q, c),
+        "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => {
+            histogram::eval(q, c)
+        }
         _ => range::eval(q, c),
     }
 }
@@ -170,19 +188,23 @@ pub(super) fn arg(c: &Call, i: usize) -> Result<&Expr, EvalError> {
     })
 }
 
-/// Go's `math.Max`: NaN wins.
+/// Go's `math.Max`: NaN wins, and +0 beats -0.
 fn go_max(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
     } else {
         a.max(b)
     }
 }
 
-/// Go's `math.Min`: NaN wins.
+/// Go's `math.Min`: NaN wins, and -0 beats +0.
 fn go_min(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
     } else {
         a.min(b)
     }
@@ -227,12 +249,12 @@ fn elementwise(name: &str) -> Option<fn(f64) -> f64> {
 }
 
 /// Maps every value, drops the name, and merges series that now collide.
-fn map_values(v: Vec<Series>, f: impl Fn(f64) -> f64) -> Result<Eval, EvalError> {
+fn map_values(q: &Query<'_>, v: Vec<Series>, f: impl Fn(f64) -> f64) -> Result<Eval, EvalError> {
     let out = v
         .into_iter()
         .map(|(l, mut points)| {
             points.iter_mut().for_each(|p| p.v = f(p.v));
-            (drop_name(&l), points)
+            (drop_name(&l, q.delayed_name_removal), points)
         })
         .collect();
     Ok(Eval::Vector(merge_series(out)?))
@@ -256,7 +278,7 @@ fn map_with_scalars(
                 }
                 p.v = f(p.v, &args);
             }
-            (drop_name(&l), points)
+            (drop_name(&l, q.delayed_name_removal), points)
         })
         .collect();
     Ok(Eval::Vector(merge_series(out)?))
@@ -340,4 +362,37 @@ pub(super) fn format_float(f: f64) -> String {
 /// queries get the byte offset as the column).
 pub(super) fn position(pos: crate::promql::ast::PosRange) -> String {
     format!("1:{}", pos.start + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+
+    #[test]
+    fn min_of_and_max_of_are_go_min_and_max() {
+        let st = storage(&[]);
+        let scalar = |q: &str| match instant(&st, q, 0) {
+            super::super::Value::Scalar(s) => s.v,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(scalar("min_of(5, 3)"), 3.0);
+        assert_eq!(scalar("max_of(-2, -5)"), -2.0);
+        assert!(scalar("max_of(NaN, 3)").is_nan());
+        assert!(scalar("min_of(0, -0)").is_sign_negative());
+        assert!(scalar("max_of(-0, 0)").is_sign_positive());
+    }
+
+    #[test]
+    fn step_is_zero_in_an_instant_query() {
+        let st = storage(&[]);
+        assert!(matches!(
+            instant(&st, "step()", 10),
+            super::super::Value::Scalar(s) if s.v == 0.0
+        ));
+        let r = range(&st, "vector(step())", 0, 30, 15).unwrap();
+        assert_eq!(points(&r)[0].1, [(0, 15.0), (15, 15.0), (30, 15.0)]);
+        // A subquery has its own step.
+        let r = instant(&st, "max_over_time(vector(step())[1m:20s])", 60);
+        assert_eq!(values(&r), [20.0]);
+    }
 }

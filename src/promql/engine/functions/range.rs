@@ -187,7 +187,7 @@ fn apply(
         let labels = if keeps_name {
             labels.clone()
         } else {
-            eval::drop_name(labels)
+            eval::drop_name(labels, q.delayed_name_removal)
         };
         out.push((labels, points));
     }
