@@ -373,30 +373,15 @@ impl IndexReader {
     /// has the value ""): matchers that cannot match "" select and are intersected, the
     /// others subtract the series whose value they reject.
     pub fn select(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut base: Option<RoaringBitmap> = None;
-        for m in matchers.iter().filter(|m| !m.matches_empty()) {
-            let p = self.values_matching(m, true);
-            let next = match base.take() {
-                None => p,
-                Some(acc) => acc & p,
-            };
-            if next.is_empty() {
-                return next;
-            }
-            base = Some(next);
-        }
-        let mut result = base.unwrap_or_else(|| {
-            let mut all = RoaringBitmap::new();
-            all.insert_range(0..self.num_series);
-            all
-        });
-        for m in matchers.iter().filter(|m| m.matches_empty()) {
-            if result.is_empty() {
-                break;
-            }
-            result -= self.values_matching(m, false);
-        }
-        result
+        crate::tsdb::index::select_postings(
+            matchers,
+            || {
+                let mut all = RoaringBitmap::new();
+                all.insert_range(0..self.num_series);
+                all
+            },
+            |m, want| self.values_matching(m, want),
+        )
     }
 
     /// The union of postings of `m.name`'s values `v` with `m.matches(v) == want`.

@@ -16,3 +16,35 @@ use roaring::RoaringBitmap;
 pub fn intersect(a: &RoaringBitmap, b: &RoaringBitmap) -> RoaringBitmap {
     a & b
 }
+
+/// Prometheus's `PostingsForMatchers`, for any index: matchers that cannot match the
+/// empty string select series (their postings are intersected); the others remove the
+/// series whose value they reject, since a missing label counts as "". With no selecting
+/// matcher, `all()` is the base. `values_matching(m, want)` is the union of postings of
+/// `m.name`'s values `v` with `m.matches(v) == want`.
+pub fn select_postings(
+    matchers: &[crate::model::Matcher],
+    all: impl FnOnce() -> RoaringBitmap,
+    values_matching: impl Fn(&crate::model::Matcher, bool) -> RoaringBitmap,
+) -> RoaringBitmap {
+    let mut base: Option<RoaringBitmap> = None;
+    for m in matchers.iter().filter(|m| !m.matches_empty()) {
+        let p = values_matching(m, true);
+        let next = match base.take() {
+            None => p,
+            Some(acc) => acc & p,
+        };
+        if next.is_empty() {
+            return next;
+        }
+        base = Some(next);
+    }
+    let mut result = base.unwrap_or_else(all);
+    for m in matchers.iter().filter(|m| m.matches_empty()) {
+        if result.is_empty() {
+            break;
+        }
+        result -= values_matching(m, false);
+    }
+    result
+}

@@ -162,26 +162,11 @@ impl MemPostings {
     /// that cannot match the empty string select series; the others remove the series
     /// whose value they reject. With no selecting matcher, all series are the base.
     pub fn select(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        let mut base: Option<RoaringBitmap> = None;
-        for m in matchers.iter().filter(|m| !m.matches_empty()) {
-            let p = self.values_matching(m, true);
-            let next = match base.take() {
-                None => p,
-                Some(acc) => acc & p,
-            };
-            if next.is_empty() {
-                return next;
-            }
-            base = Some(next);
-        }
-        let mut result = base.unwrap_or_else(|| self.all.clone());
-        for m in matchers.iter().filter(|m| m.matches_empty()) {
-            if result.is_empty() {
-                break;
-            }
-            result -= self.values_matching(m, false);
-        }
-        result
+        crate::tsdb::index::select_postings(
+            matchers,
+            || self.all.clone(),
+            |m, want| self.values_matching(m, want),
+        )
     }
 
     /// The union of postings of `m.name`'s values `v` with `m.matches(v) == want`, found
