@@ -6,11 +6,13 @@ use super::AppState;
 use super::json::{self, ApiError, ErrorType};
 use super::params::{MAX_TIME, MIN_TIME, Params, parse_duration_param};
 use crate::model::{Labels, Matcher};
-use crate::promql::engine::QueryResult;
+use crate::promql::engine::{QueryResult, QueryStats};
 use crate::promql::{self, EvalError, Value};
 use axum::response::Response;
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Prometheus refuses range queries with more points than this per series.
 const MAX_POINTS_PER_SERIES: i64 = 11_000;
@@ -21,10 +23,17 @@ pub async fn query(state: Arc<AppState>, p: Params) -> Result<Response, ApiError
         .ok_or_else(|| ApiError::param("query", "query must not be empty"))?
         .to_string();
     let t = p.time_now("time")?;
+    let stats = wants_stats(&p);
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
+    let exec = Instant::now();
     let _permit = admit(&state).await?;
+    let queued = exec.elapsed();
     let r = blocking(move || state.engine.instant_query(state.storage.as_ref(), &expr, t)).await?;
-    Ok(respond(&r))
+    let exec = stats.then(|| ExecTimes {
+        queue: queued,
+        total: exec.elapsed(),
+    });
+    Ok(respond(&r, exec.as_ref()))
 }
 
 pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
@@ -55,15 +64,22 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
+    let stats = wants_stats(&p);
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
+    let exec = Instant::now();
     let _permit = admit(&state).await?;
+    let queued = exec.elapsed();
     let r = blocking(move || {
         state
             .engine
             .range_query(state.storage.as_ref(), &expr, start, end, step)
     })
     .await?;
-    Ok(respond(&r))
+    let exec = stats.then(|| ExecTimes {
+        queue: queued,
+        total: exec.elapsed(),
+    });
+    Ok(respond(&r, exec.as_ref()))
 }
 
 /// Waits for one of `--query.max-concurrency` slots, as Prometheus queues queries.
@@ -76,11 +92,34 @@ async fn admit(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, Ap
         .map_err(|e| ApiError::new(ErrorType::Internal, e.to_string()))
 }
 
-/// The success envelope with the query's warnings and infos, as Prometheus adds them.
-fn respond(r: &QueryResult) -> Response {
+/// Whether the request asked for statistics: Prometheus takes any non-empty `stats`.
+/// (`stats=all` also adds per-step sample counts there; cairn does not track those.)
+fn wants_stats(p: &Params) -> bool {
+    p.get("stats").is_some_and(|s| !s.is_empty())
+}
+
+/// The HTTP side of a query's timings: waiting for a `--query.max-concurrency` slot,
+/// and everything from that wait to the engine's answer.
+struct ExecTimes {
+    queue: Duration,
+    total: Duration,
+}
+
+/// The success envelope with the query's warnings and infos, as Prometheus adds them,
+/// and with `exec` the statistics, which Prometheus puts inside `data` after `result`.
+fn respond(r: &QueryResult, exec: Option<&ExecTimes>) -> Response {
     let mut out = String::with_capacity(256);
     out.push_str(r#"{"status":"success","data":"#);
-    out.push_str(&encode_value(&r.value));
+    let value = encode_value(&r.value);
+    match exec {
+        None => out.push_str(&value),
+        Some(exec) => {
+            // `value` is an object; the statistics go before its closing brace.
+            out.push_str(&value[..value.len() - 1]);
+            write_stats(&mut out, &r.stats, exec);
+            out.push('}');
+        }
+    }
     for (key, notes) in [("warnings", &r.warnings), ("infos", &r.infos)] {
         if notes.is_empty() {
             continue;
@@ -98,6 +137,31 @@ fn respond(r: &QueryResult) -> Response {
     }
     out.push('}');
     json::json_response(axum::http::StatusCode::OK, out)
+}
+
+/// `,"stats":{...}` with Prometheus's keys in Prometheus's order; times in seconds.
+fn write_stats(out: &mut String, s: &QueryStats, exec: &ExecTimes) {
+    let t = &s.timings;
+    out.push_str(r#","stats":{"timings":{"#);
+    let timings = [
+        ("evalTotalTime", t.eval_total),
+        ("resultSortTime", t.result_sort),
+        ("queryPreparationTime", t.query_preparation),
+        ("innerEvalTime", t.inner_eval),
+        ("execQueueTime", exec.queue),
+        ("execTotalTime", exec.total),
+    ];
+    for (i, (key, d)) in timings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{key}\":{}", d.as_secs_f64());
+    }
+    let _ = write!(
+        out,
+        r#"}},"samples":{{"totalQueryableSamples":{},"peakSamples":{}}}}}"#,
+        s.total_queryable_samples, s.peak_samples
+    );
 }
 
 /// `/api/v1/format_query`: the query printed canonically. (Prometheus also breaks long
@@ -284,4 +348,38 @@ pub fn valid_label_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::promql::engine::QueryTimings;
+
+    #[test]
+    fn stats_use_prometheus_keys_in_order_inside_data() {
+        let r = QueryResult {
+            value: Value::Vector(vec![]),
+            warnings: vec![],
+            infos: vec![],
+            stats: QueryStats {
+                total_queryable_samples: 7,
+                peak_samples: 3,
+                timings: QueryTimings {
+                    eval_total: Duration::from_millis(1500),
+                    ..QueryTimings::default()
+                },
+            },
+        };
+        let exec = ExecTimes {
+            queue: Duration::from_millis(250),
+            total: Duration::from_secs(2),
+        };
+        let mut out = String::from("{");
+        write_stats(&mut out, &r.stats, &exec);
+        out.push('}');
+        assert_eq!(
+            out,
+            r#"{,"stats":{"timings":{"evalTotalTime":1.5,"resultSortTime":0,"queryPreparationTime":0,"innerEvalTime":0,"execQueueTime":0.25,"execTotalTime":2},"samples":{"totalQueryableSamples":7,"peakSamples":3}}}"#
+        );
+    }
 }

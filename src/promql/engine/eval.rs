@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{EvalError, QueryResult, Value, aggregate, binary, functions, window};
+use super::{
+    EvalError, QueryResult, QueryStats, QueryTimings, Value, aggregate, binary, functions, window,
+};
 use crate::model::{Labels, METRIC_NAME, Sample, is_stale_nan};
 use crate::promql::ast::{AtModifier, DurationValue, Expr, UnaryOp, VectorSelector};
 use crate::storage::{SampleIterator, Storage};
@@ -49,7 +51,13 @@ pub(super) struct Query<'s> {
     pub query_start: i64,
     pub query_end: i64,
     pub lookback: i64,
+    /// Samples held right now by the evaluation (selected, or in intermediate results
+    /// not yet consumed), Prometheus's `currentSamples`: what `max_samples` limits.
     pub samples: usize,
+    /// The most samples held at once: the query's `peakSamples`.
+    pub peak: usize,
+    /// Samples read from storage, summed over steps: `totalQueryableSamples`.
+    pub total_queryable: u64,
     pub max_samples: usize,
     pub deadline: Option<Instant>,
     pub default_subquery_step: i64,
@@ -68,12 +76,21 @@ impl Query<'_> {
         ((t - self.start) / self.step) as usize
     }
 
+    /// Takes `n` more samples into memory. Like Prometheus, the limit is on samples held
+    /// at once (the peak), not on all samples a query ever touched: [`eval`] hands back
+    /// a node's inputs once the node's output is built.
     pub fn charge(&mut self, n: usize) -> Result<(), EvalError> {
         self.samples = self.samples.saturating_add(n);
+        self.peak = self.peak.max(self.samples);
         if self.samples > self.max_samples {
             return Err(EvalError::TooManySamples);
         }
         Ok(())
+    }
+
+    /// Counts samples read from storage for `totalQueryableSamples`.
+    pub fn count_queryable(&mut self, n: usize) {
+        self.total_queryable = self.total_queryable.saturating_add(n as u64);
     }
 
     pub fn check_deadline(&self) -> Result<(), EvalError> {
@@ -109,11 +126,27 @@ impl Query<'_> {
         }
     }
 
-    pub fn finish(self, value: Value) -> QueryResult {
+    pub fn finish(self, value: Value, timings: QueryTimings) -> QueryResult {
         QueryResult {
             value,
             warnings: self.warnings,
             infos: self.infos,
+            stats: QueryStats {
+                total_queryable_samples: self.total_queryable,
+                peak_samples: self.peak,
+                timings,
+            },
+        }
+    }
+}
+
+impl Eval {
+    /// The samples this result holds: Prometheus counts a scalar as one per step.
+    fn samples(&self) -> usize {
+        match self {
+            Eval::Scalar(v) => v.len(),
+            Eval::String(_) => 0,
+            Eval::Vector(s) | Eval::Matrix(s) => s.iter().map(|(_, p)| p.len()).sum(),
         }
     }
 }
@@ -133,7 +166,30 @@ pub(super) fn keeps_order(expr: &Expr) -> bool {
     }
 }
 
+/// Evaluates one node. What the node's inputs held is handed back once its output is
+/// built, so `q.samples` afterwards is what was held before plus the output alone, as
+/// Prometheus's evaluator releases its arguments' samples after each node. The output
+/// is charged while the inputs are still held, so the peak sees both.
 pub(super) fn eval(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
+    let before = q.samples;
+    let result = eval_node(q, expr)?;
+    let out = result.samples();
+    // Leaves charge their own output as they load it; for other nodes, whatever was
+    // charged inside belongs to inputs that are now released.
+    let own = match expr {
+        Expr::Number(_)
+        | Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::Subquery(_)
+        | Expr::Paren(_) => 0,
+        _ => out,
+    };
+    q.charge(own)?;
+    q.samples = before.saturating_add(out);
+    Ok(result)
+}
+
+fn eval_node(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
     q.check_deadline()?;
     match expr {
         Expr::Number(n) => {
@@ -423,6 +479,8 @@ pub(super) fn eval_vector_selector(
             }
         }
         if !points.is_empty() {
+            // Prometheus counts one queryable sample per step that found one.
+            q.count_queryable(points.len());
             q.charge(points.len())?;
             out.push((series.labels, points));
         }
@@ -757,6 +815,73 @@ mod tests {
             small.range(&st, &e, 0, i64::MAX, 1),
             Err(EvalError::TooManySamples)
         ));
+    }
+
+    /// Prometheus limits the samples held at once, not the sum over the query: three
+    /// sums over ten series each hold at most one selector's samples plus two results.
+    #[test]
+    fn sample_limit_is_on_the_peak_not_the_sum() {
+        const IDS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+        let owned: Vec<[(&str, &str); 2]> =
+            IDS.iter().map(|i| [("__name__", "m"), ("i", i)]).collect();
+        let series: Vec<TestSeries<'_>> = owned.iter().map(|l| (&l[..], &[(0, 1.0)][..])).collect();
+        let st = storage(&series);
+        let e = parse_expr("sum(m) + sum(m) + sum(m)").unwrap();
+        let limited = |max_samples| {
+            Engine::new(EngineOptions {
+                max_samples,
+                ..EngineOptions::default()
+            })
+        };
+        let r = limited(13).instant_query(&st, &e, 0).unwrap();
+        assert_eq!(values(&r.value), [30.0]);
+        // Held at the peak: two sums' results and the third selector's ten samples.
+        assert_eq!(r.stats.peak_samples, 12);
+        assert_eq!(r.stats.total_queryable_samples, 30);
+        assert!(matches!(
+            limited(11).instant_query(&st, &e, 0),
+            Err(EvalError::TooManySamples)
+        ));
+        // One selector alone is over a limit of nine.
+        assert!(matches!(
+            limited(9).instant_query(&st, &parse_expr("sum(m)").unwrap(), 0),
+            Err(EvalError::TooManySamples)
+        ));
+    }
+
+    #[test]
+    fn stats_count_queryable_samples_per_step() {
+        let samples: Vec<(i64, f64)> = (0..10).map(|i| (i * 10, i as f64)).collect();
+        let st = storage(&[(&[("__name__", "m")], &samples)]);
+        let run = |q: &str, t: i64| {
+            engine()
+                .instant_query(&st, &parse_expr(q).unwrap(), t * 1000)
+                .unwrap()
+                .stats
+        };
+        // An instant selector reads one sample per step.
+        let s = run("m", 95);
+        assert_eq!((s.total_queryable_samples, s.peak_samples), (1, 1));
+        // A range selector reads its window: (40, 90] holds 50..90.
+        let s = run("m[50s]", 90);
+        assert_eq!((s.total_queryable_samples, s.peak_samples), (5, 5));
+        // A function over it holds the window and its one-sample result at once.
+        let s = run("sum_over_time(m[50s])", 90);
+        assert_eq!((s.total_queryable_samples, s.peak_samples), (5, 6));
+        // A range query counts every step: ten steps of one sample each ...
+        let e = parse_expr("m").unwrap();
+        let r = engine().range_query(&st, &e, 0, 90_000, 10_000).unwrap();
+        assert_eq!(r.stats.total_queryable_samples, 10);
+        assert_eq!(r.stats.peak_samples, 10);
+        // ... and overlapping windows count a sample once per window it is in: windows
+        // (t-20, t] at t = 20, 40, 60, 80 each hold two samples.
+        let e = parse_expr("count_over_time(m[20s])").unwrap();
+        let r = engine()
+            .range_query(&st, &e, 20_000, 80_000, 20_000)
+            .unwrap();
+        assert_eq!(r.stats.total_queryable_samples, 8);
+        let t = &r.stats.timings;
+        assert!(t.eval_total >= t.inner_eval + t.result_sort);
     }
 
     #[test]

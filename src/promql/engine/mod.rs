@@ -63,6 +63,45 @@ pub struct QueryResult {
     pub value: Value,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// What a query cost, with the meaning of Prometheus's `util/stats` (`stats=all`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from storage, summed over steps: an instant selector counts one per
+    /// step that found a sample, a range selector every sample of every step's window
+    /// (so overlapping windows count a sample more than once).
+    pub total_queryable_samples: u64,
+    /// The most samples the evaluation held at once; what `max_samples` limits.
+    pub peak_samples: usize,
+    pub timings: QueryTimings,
+}
+
+/// Where an engine query's time went.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryTimings {
+    /// The whole engine call: preparation, evaluation and sorting.
+    pub eval_total: Duration,
+    /// Evaluating the expression tree.
+    pub inner_eval: Duration,
+    /// Assembling and sorting the result.
+    pub result_sort: Duration,
+    /// Setting the query up before evaluation. cairn selects series lazily inside the
+    /// evaluation (as Prometheus 3 does), so this is small.
+    pub query_preparation: Duration,
+}
+
+/// The timings of a query that began, was prepared and was evaluated at these instants
+/// and is sorted now.
+fn timings(began: Instant, prepared: Instant, evaluated: Instant) -> QueryTimings {
+    let done = Instant::now();
+    QueryTimings {
+        eval_total: done - began,
+        inner_eval: evaluated - prepared,
+        result_sort: done - evaluated,
+        query_preparation: prepared - began,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -70,7 +109,8 @@ pub struct EngineOptions {
     /// How far back an instant selector looks for a sample (`--query.lookback-delta`);
     /// zero means the default five minutes, as in Prometheus.
     pub lookback_delta: Duration,
-    /// The most samples one query may hold (`--query.max-samples`).
+    /// The most samples one query may hold in memory at once (`--query.max-samples`),
+    /// as in Prometheus: the peak, not the sum over the query.
     pub max_samples: usize,
     /// How long one query may run (`--query.timeout`); zero means no limit.
     pub timeout: Duration,
@@ -167,9 +207,12 @@ impl Engine {
         expr: &Expr,
         t_ms: i64,
     ) -> Result<QueryResult, EvalError> {
+        let began = Instant::now();
         let mut q = self.query(storage, t_ms, t_ms, 1)?;
         q.instant = true;
+        let prepared = Instant::now();
         let result = eval::eval(&mut q, expr)?;
+        let evaluated = Instant::now();
         let keep_order = eval::keeps_order(expr);
         let value = match result {
             eval::Eval::Scalar(v) => Value::Scalar(Sample {
@@ -193,7 +236,7 @@ impl Engine {
                 Value::Matrix(m)
             }
         };
-        Ok(q.finish(value))
+        Ok(q.finish(value, timings(began, prepared, evaluated)))
     }
 
     /// [`Engine::range`] with the query's warnings and infos.
@@ -208,8 +251,12 @@ impl Engine {
         if let Some(t @ (ValueType::Matrix | ValueType::String)) = expr.value_type() {
             return Err(EvalError::InvalidRangeQueryType(t.documented()));
         }
+        let began = Instant::now();
         let mut q = self.query(storage, start_ms, end_ms, step_ms)?;
-        let value = match eval::eval(&mut q, expr)? {
+        let prepared = Instant::now();
+        let result = eval::eval(&mut q, expr)?;
+        let evaluated = Instant::now();
+        let value = match result {
             eval::Eval::Scalar(values) => {
                 let points = q
                     .times()
@@ -229,7 +276,7 @@ impl Engine {
                 return Err(EvalError::InvalidRangeQueryType("range vector"));
             }
         };
-        Ok(q.finish(value))
+        Ok(q.finish(value, timings(began, prepared, evaluated)))
     }
 
     fn query<'s>(
@@ -265,6 +312,8 @@ impl Engine {
                 ms => ms,
             },
             samples: 0,
+            peak: 0,
+            total_queryable: 0,
             max_samples: self.opts.max_samples,
             deadline: (!self.opts.timeout.is_zero())
                 .then(|| Instant::now().checked_add(self.opts.timeout))

@@ -100,17 +100,27 @@ fn load_matrix(q: &mut Query<'_>, vs: &VectorSelector, range: i64) -> Result<Win
             s = series.samples.next();
         }
         if !points.is_empty() {
+            // cairn holds every selected series' samples over all windows until the
+            // node is done; Prometheus holds one series' window at a time. So a range
+            // function over many series reaches a higher peak here than there.
             q.charge(points.len())?;
             out.push((series.labels, points));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Windows {
+    let w = Windows {
         series: out,
         range,
         offset,
         at: vs.at,
-    })
+    };
+    // Prometheus counts every step's window: a sample in two steps' windows counts twice.
+    let mut queryable = 0;
+    for (_, samples) in &w.series {
+        w.each(q, samples, |_, _, win, _| queryable += win.len());
+    }
+    q.count_queryable(queryable);
+    Ok(w)
 }
 
 fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalError> {
@@ -148,6 +158,8 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
             query_end: q.query_end,
             lookback: q.lookback,
             samples: q.samples,
+            peak: q.peak,
+            total_queryable: q.total_queryable,
             max_samples: q.max_samples,
             deadline: q.deadline,
             default_subquery_step: q.default_subquery_step,
@@ -155,7 +167,11 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
             infos: std::mem::take(&mut q.infos),
         };
         let result = eval::eval(&mut sub, &s.expr);
+        // The inner evaluation's samples count toward the query's, as Prometheus adds a
+        // subquery's statistics to its parent's.
         q.samples = sub.samples;
+        q.peak = sub.peak;
+        q.total_queryable = sub.total_queryable;
         q.warnings = std::mem::take(&mut sub.warnings);
         q.infos = std::mem::take(&mut sub.infos);
         let series = match result? {

@@ -183,7 +183,6 @@ fn apply(
                  _total/_sum/_count/_bucket: {name:?} ({pos})"
             ));
         }
-        q.charge(points.len())?;
         let labels = if keeps_name {
             labels.clone()
         } else {
