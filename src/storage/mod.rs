@@ -79,12 +79,105 @@ impl std::fmt::Debug for Series {
     }
 }
 
+/// Which per-window aggregate a selection reads from downsampled data. A downsampled
+/// block keeps, for every series and every window `(k*res, (k+1)*res]` (left-open, like
+/// PromQL's range selection), the count, sum, min and max of the window's samples, each
+/// stamped with the timestamp of the window's last sample, and a counter-aware
+/// subsequence of the raw samples (see [`Aggregate::Counter`]).
+///
+/// Raw data read through an aggregate is each sample as a window of its own: `Count`
+/// yields 1, the others the sample's value; stale markers are skipped for all but
+/// `Counter`. So a function that composes (sum of sums, min of mins, sum of counts)
+/// gives the same answer over raw and downsampled data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    /// Raw samples, unchanged: the window's last sample, plus the samples on both sides
+    /// of every counter reset. Rate and increase over it equal the raw answer up to the
+    /// extrapolation at the window's edges, and a plain selector evaluated at window
+    /// ends sees the same last value as over raw data.
+    Counter,
+    Count,
+    Sum,
+    Min,
+    Max,
+}
+
+impl Aggregate {
+    /// Maps one raw sample to this aggregate's value; `None` drops it.
+    #[inline]
+    pub fn of_raw(self, v: f64) -> Option<f64> {
+        if self != Aggregate::Counter && crate::model::is_stale_nan(v) {
+            return None;
+        }
+        Some(match self {
+            Aggregate::Count => 1.0,
+            _ => v,
+        })
+    }
+}
+
+/// Raw samples read as an aggregate (see [`Aggregate`]): what a source without
+/// downsampled data answers to [`Querier::select_aggregate`].
+pub struct RawAsAggregate {
+    inner: Box<dyn SampleIterator>,
+    aggregate: Aggregate,
+}
+
+impl RawAsAggregate {
+    pub fn wrap(inner: Box<dyn SampleIterator>, aggregate: Aggregate) -> Box<dyn SampleIterator> {
+        if aggregate == Aggregate::Counter {
+            return inner;
+        }
+        Box::new(RawAsAggregate { inner, aggregate })
+    }
+}
+
+impl SampleIterator for RawAsAggregate {
+    fn next(&mut self) -> Option<Sample> {
+        loop {
+            let s = self.inner.next()?;
+            if let Some(v) = self.aggregate.of_raw(s.v) {
+                return Some(Sample { t: s.t, v });
+            }
+        }
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let s = self.inner.seek(t)?;
+        match self.aggregate.of_raw(s.v) {
+            Some(v) => Some(Sample { t: s.t, v }),
+            None => self.next(),
+        }
+    }
+}
+
 /// A read view over a time range `[mint, maxt]` (milliseconds, both inclusive).
 pub trait Querier: Send + Sync {
     /// The series matching all matchers, sorted by labels, with samples limited to the
     /// querier's range. At least one matcher must not match the empty string (the
     /// caller checks this; PromQL and the API require it).
     fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError>;
+
+    /// Like [`Querier::select`], reading `aggregate` where the querier serves
+    /// downsampled data (see [`Storage::querier_at_resolution`]); raw sources answer with
+    /// their raw samples mapped by [`Aggregate::of_raw`].
+    fn select_aggregate(
+        &self,
+        matchers: &[Matcher],
+        aggregate: Aggregate,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut out = self.select(matchers)?;
+        if aggregate != Aggregate::Counter {
+            for s in &mut out {
+                let inner = std::mem::replace(
+                    &mut s.samples,
+                    Box::new(VecSampleIterator::new(Vec::new())),
+                );
+                s.samples = RawAsAggregate::wrap(inner, aggregate);
+            }
+        }
+        Ok(out)
+    }
 
     /// Label names present on series matching `matchers` (all series when empty), sorted.
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
@@ -97,6 +190,19 @@ pub trait Querier: Send + Sync {
 pub trait Storage: Send + Sync + 'static {
     fn appender(&self) -> Box<dyn Appender>;
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError>;
+
+    /// A querier that prefers data downsampled to `resolution_ms` (0: raw) where the
+    /// storage has it, and falls back to finer data (raw first) where it has not; read it
+    /// through [`Querier::select_aggregate`]. Storages without downsampling answer raw.
+    fn querier_at_resolution(
+        &self,
+        mint: i64,
+        maxt: i64,
+        resolution_ms: i64,
+    ) -> Result<Box<dyn Querier>, StorageError> {
+        let _ = resolution_ms;
+        self.querier(mint, maxt)
+    }
 }
 
 /// A sample iterator over a vector, for tests and for small in-memory results.
@@ -126,5 +232,43 @@ impl SampleIterator for VecSampleIterator {
         let off = self.samples[from..].partition_point(|s| s.t < t);
         self.pos = from + off;
         self.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::stale_nan;
+
+    fn raw() -> Box<dyn SampleIterator> {
+        let s = |t, v| Sample { t, v };
+        Box::new(VecSampleIterator::new(vec![
+            s(10, 5.0),
+            s(20, stale_nan()),
+            s(30, 7.0),
+            s(40, 2.0),
+        ]))
+    }
+
+    fn all(mut it: Box<dyn SampleIterator>) -> Vec<(i64, f64)> {
+        std::iter::from_fn(|| it.next()).map(|s| (s.t, s.v)).collect()
+    }
+
+    #[test]
+    fn raw_samples_read_as_aggregates() {
+        assert_eq!(
+            all(RawAsAggregate::wrap(raw(), Aggregate::Count)),
+            [(10, 1.0), (30, 1.0), (40, 1.0)]
+        );
+        assert_eq!(
+            all(RawAsAggregate::wrap(raw(), Aggregate::Max)),
+            [(10, 5.0), (30, 7.0), (40, 2.0)]
+        );
+        let counter = all(RawAsAggregate::wrap(raw(), Aggregate::Counter));
+        assert_eq!(counter.len(), 4);
+        assert!(crate::model::is_stale_nan(counter[1].1));
+        // A seek that lands on a stale marker moves past it.
+        let mut it = RawAsAggregate::wrap(raw(), Aggregate::Sum);
+        assert_eq!(it.seek(15).map(|s| (s.t, s.v)), Some((30, 7.0)));
     }
 }
