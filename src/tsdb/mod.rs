@@ -26,6 +26,7 @@ pub mod head;
 pub mod index;
 mod metrics;
 pub mod querier;
+pub mod resolution;
 pub mod varint;
 pub mod wal;
 
@@ -271,14 +272,30 @@ impl Storage for Db {
     }
 
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError> {
+        self.querier_at_resolution(mint, maxt, 0)
+    }
+
+    /// Blocks chosen by [`resolution::choose`] (raw where it exists when `resolution_ms`
+    /// is 0), then the head, which is always raw and always read.
+    fn querier_at_resolution(
+        &self,
+        mint: i64,
+        maxt: i64,
+        resolution_ms: i64,
+    ) -> Result<Box<dyn Querier>, StorageError> {
         let head = Box::new(HeadQuerier::new(self.inner.head.clone(), mint, maxt));
-        let mut parts: Vec<Box<dyn Querier>> = self
-            .inner
-            .blocks
-            .read()
+        let blocks = self.inner.blocks.read();
+        let spans: Vec<resolution::Span> = blocks
             .iter()
-            .filter(|b| b.overlaps(mint, maxt))
-            .map(|b| Box::new(BlockQuerier::new(b.clone(), mint, maxt)) as Box<dyn Querier>)
+            .map(|b| resolution::Span {
+                min_time: b.meta().min_time,
+                max_time: b.meta().max_time,
+                resolution: b.meta().resolution,
+            })
+            .collect();
+        let mut parts: Vec<Box<dyn Querier>> = resolution::choose(&spans, resolution_ms, mint, maxt)
+            .into_iter()
+            .map(|i| Box::new(BlockQuerier::new(blocks[i].clone(), mint, maxt)) as Box<dyn Querier>)
             .collect();
         if parts.is_empty() {
             return Ok(head);

@@ -5,7 +5,7 @@
 //! sources being in block order with the head last).
 
 use crate::model::{Matcher, Sample};
-use crate::storage::{Querier, SampleIterator, Series, StorageError};
+use crate::storage::{Aggregate, Querier, SampleIterator, Series, StorageError};
 use std::cmp::Ordering;
 
 pub struct MergeQuerier {
@@ -34,6 +34,21 @@ impl Querier for MergeQuerier {
         let mut all = Vec::new();
         for p in &self.parts {
             all.extend(p.select(matchers)?);
+        }
+        Ok(merge_series(all))
+    }
+
+    fn select_aggregate(
+        &self,
+        matchers: &[Matcher],
+        aggregate: Aggregate,
+    ) -> Result<Vec<Series>, StorageError> {
+        if self.parts.len() == 1 {
+            return self.parts[0].select_aggregate(matchers, aggregate);
+        }
+        let mut all = Vec::new();
+        for p in &self.parts {
+            all.extend(p.select_aggregate(matchers, aggregate)?);
         }
         Ok(merge_series(all))
     }
