@@ -41,6 +41,10 @@ pub fn router(state: S) -> Router {
         .route("/status/flags", get(|State(s): State<S>| status::flags(s)))
         .route("/status/buildinfo", get(status::buildinfo))
         .route(
+            "/status/tsdb",
+            get(|State(s): State<S>, P(p): P| status::tsdb(s, p)),
+        )
+        .route(
             "/status/runtimeinfo",
             get(|State(s): State<S>| status::runtimeinfo(s)),
         )

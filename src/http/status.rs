@@ -117,3 +117,38 @@ pub async fn runtimeinfo(state: Arc<AppState>) -> Result<Response, ApiError> {
         "storageRetention": state.retention,
     }))
 }
+
+/// `/api/v1/status/tsdb`: head statistics and the index's top cardinalities, in
+/// Prometheus's shape (`limit`, default 10, as in Prometheus 3.x).
+pub async fn tsdb(state: Arc<AppState>, p: Params) -> Result<Response, ApiError> {
+    let limit = match p.get("limit") {
+        None | Some("") => 10,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(ApiError::param("limit", "must be a positive number")),
+        },
+    };
+    let db = state.db.clone();
+    let (head, stats) =
+        tokio::task::spawn_blocking(move || (db.stats(), db.head().postings_stats(limit)))
+            .await
+            .map_err(|e| ApiError::new(json::ErrorType::Internal, e.to_string()))?;
+    let list = |v: &[crate::tsdb::index::stats::Stat]| {
+        v.iter()
+            .map(|s| json!({"name": s.name, "value": s.value}))
+            .collect::<Vec<_>>()
+    };
+    json::success(&json!({
+        "headStats": {
+            "numSeries": head.num_series,
+            "numLabelPairs": stats.num_label_pairs,
+            "chunkCount": head.num_chunks,
+            "minTime": head.min_time,
+            "maxTime": head.max_time,
+        },
+        "seriesCountByMetricName": list(&stats.series_count_by_metric_name),
+        "labelValueCountByLabelName": list(&stats.label_value_count_by_label_name),
+        "memoryInBytesByLabelName": list(&stats.memory_in_bytes_by_label_name),
+        "seriesCountByLabelValuePair": list(&stats.series_count_by_label_value_pair),
+    }))
+}

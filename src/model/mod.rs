@@ -6,6 +6,7 @@ mod labels;
 mod matcher;
 mod sample;
 pub mod time;
+pub mod units;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchType, Matcher, MatcherError};

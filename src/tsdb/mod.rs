@@ -293,10 +293,13 @@ impl Storage for Db {
                 resolution: b.meta().resolution,
             })
             .collect();
-        let mut parts: Vec<Box<dyn Querier>> = resolution::choose(&spans, resolution_ms, mint, maxt)
-            .into_iter()
-            .map(|i| Box::new(BlockQuerier::new(blocks[i].clone(), mint, maxt)) as Box<dyn Querier>)
-            .collect();
+        let mut parts: Vec<Box<dyn Querier>> =
+            resolution::choose(&spans, resolution_ms, mint, maxt)
+                .into_iter()
+                .map(|i| {
+                    Box::new(BlockQuerier::new(blocks[i].clone(), mint, maxt)) as Box<dyn Querier>
+                })
+                .collect();
         if parts.is_empty() {
             return Ok(head);
         }

@@ -336,6 +336,11 @@ impl Head {
             .fetch_add(created, Ordering::Relaxed);
     }
 
+    /// Cardinality of the head's index for `/api/v1/status/tsdb`: top `limit` entries.
+    pub fn postings_stats(&self, limit: usize) -> crate::tsdb::index::stats::PostingsStats {
+        crate::tsdb::index::stats::postings_stats(&self.postings.read(), limit)
+    }
+
     /// Resolves symbol ids to strings, taking the symbol lock in short turns so a large
     /// query never holds up series creation for long.
     fn resolve(&self, ids: &[u32]) -> Vec<String> {

@@ -6,6 +6,7 @@
 mod postings;
 mod symbols;
 
+pub mod stats;
 pub use postings::{MemPostings, Postings};
 pub use symbols::{SeriesLabels, Symbols};
 

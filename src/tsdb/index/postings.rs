@@ -158,6 +158,13 @@ impl MemPostings {
         self.names.get(name)?.get(value)
     }
 
+    /// Each label name with its values and their series counts, in name order.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = (&str, u64)>)> {
+        self.names
+            .iter()
+            .map(|(n, vs)| (&**n, vs.iter().map(|(v, p)| (&**v, p.len()))))
+    }
+
     /// The series matching every matcher (Prometheus's `PostingsForMatchers`). Matchers
     /// that cannot match the empty string select series; the others remove the series
     /// whose value they reject. With no selecting matcher, all series are the base.
