@@ -40,7 +40,10 @@ impl FromStr for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut pow = 0;
-        while pow + 1 < UNITS.len() && self.0 != 0 && self.0 % (1u64 << (10 * (pow + 1))) == 0 {
+        while pow + 1 < UNITS.len()
+            && self.0 != 0
+            && self.0.is_multiple_of(1u64 << (10 * (pow + 1)))
+        {
             pow += 1;
         }
         write!(f, "{}{}", self.0 >> (10 * pow), UNITS[pow])
