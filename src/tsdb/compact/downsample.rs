@@ -642,6 +642,71 @@ pub(super) mod tests {
         assert!(one(&d, "g", Aggregate::Max).iter().all(|s| s.0 > 3 * H));
     }
 
+    #[test]
+    fn compacting_copies_equals_copying_compacted_blocks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = fixture(4);
+        let part = |a: i64, b: i64| -> Vec<_> {
+            data.iter()
+                .map(|(l, s)| {
+                    (
+                        l.clone(),
+                        s.iter().copied().filter(|x| x.0 >= a && x.0 < b).collect(),
+                    )
+                })
+                .collect()
+        };
+        let r1 = block(tmp.path(), &part(0, 2 * H), 0, 2 * H);
+        let r2 = block(tmp.path(), &part(2 * H, 4 * H), 2 * H, 4 * H);
+        let c1 = open(tmp.path(), &downsample(tmp.path(), &r1, RES_5M).unwrap());
+        let c2 = open(tmp.path(), &downsample(tmp.path(), &r2, RES_5M).unwrap());
+        let joined = open(
+            tmp.path(),
+            &super::super::compact(tmp.path(), &[r1, r2]).unwrap(),
+        );
+        let want = open(
+            tmp.path(),
+            &downsample(tmp.path(), &joined, RES_5M).unwrap(),
+        );
+        // Adjacent copies: aggregate chunks copied as they are.
+        let adjacent = open(
+            tmp.path(),
+            &super::super::compact(tmp.path(), &[c1.clone(), c2.clone()]).unwrap(),
+        );
+        assert_eq!(adjacent.meta().resolution, RES_5M);
+        assert_eq!(adjacent.meta().downsampled_from.len(), 2);
+        // An old copy overlapping a new one: merged stream by stream, no duplicates.
+        let overlapping = open(
+            tmp.path(),
+            &super::super::compact(tmp.path(), &[want.clone(), c1]).unwrap(),
+        );
+        for name in ["c", "g", "n", "s"] {
+            for a in aggr::ORDER {
+                let w = one(&want, name, a);
+                assert!(!w.is_empty());
+                let mut w_adjacent = w.clone();
+                if a == Aggregate::Counter {
+                    // Each copy keeps its own first sample: the second block's is extra.
+                    let first = one(&c2, name, a)[0];
+                    if !w_adjacent.contains(&first) {
+                        w_adjacent.push(first);
+                        w_adjacent.sort_by_key(|s| s.0);
+                    }
+                }
+                assert_eq!(one(&adjacent, name, a), w_adjacent, "{name} {a:?}");
+                assert_eq!(one(&overlapping, name, a), w, "{name} {a:?}");
+            }
+        }
+        assert_eq!(overlapping.meta().stats, want.meta().stats);
+        // Fine enough for the planner: copies of one sources set are covered.
+        let metas = [joined.meta().clone(), want.meta().clone()];
+        assert!(
+            downsample_due(&metas, i64::MAX / 2, &DownsampleThresholds::default())
+                .iter()
+                .all(|d| d.1 != RES_5M)
+        );
+    }
+
     /// A storage over one block, for the engine.
     struct OneBlock(Arc<Block>);
     struct NoAppends;
