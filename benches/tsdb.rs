@@ -3,7 +3,8 @@
 //! give: heap bytes per series and allocations per appended sample, both measured with a
 //! counting global allocator. Blocks: bytes per sample on disk for a day of 10k
 //! counter/gauge series at 15 s, and the mmap chunk read path against reading each chunk
-//! into memory with `pread`.
+//! into memory with `pread`. Compaction: samples/s merged (chunks copied, and overlapping
+//! blocks decoded and merged), and downsampling throughput (raw to 5m, 5m to 1h).
 //!
 //! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
 
@@ -396,6 +397,93 @@ fn bench_block_read(c: &mut Criterion) {
     g.finish();
 }
 
+/// Removes a block written by a benchmark iteration when dropped, outside the timing.
+struct Written(std::path::PathBuf);
+
+impl Drop for Written {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Compaction and downsampling throughput over 2k series x 6 h at 15 s (three 2 h
+/// blocks), in raw samples read per second; each iteration writes (and fsyncs) a whole
+/// block.
+fn bench_compact(c: &mut Criterion) {
+    use cairn::tsdb::compact;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let db = day_of_blocks(dir, 2_000, 6);
+    let blocks = db.blocks();
+    let samples: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
+    // The first block again: an overlap in which every sample is a duplicate.
+    db.write_block(0, 2 * HOUR).expect("block");
+    let overlap: Vec<_> = db
+        .blocks()
+        .into_iter()
+        .filter(|b| b.meta().min_time == 0)
+        .collect();
+    let overlap_samples: u64 = overlap.iter().map(|b| b.meta().stats.num_samples).sum();
+    let merged = compact::compact(dir, &blocks).expect("compact");
+    let merged = std::sync::Arc::new(
+        cairn::tsdb::block::Block::open(&dir.join(&merged.ulid)).expect("open"),
+    );
+    let m5 = compact::downsample(dir, &merged, compact::RES_5M).expect("downsample");
+    let m5 = cairn::tsdb::block::Block::open(&dir.join(&m5.ulid)).expect("open");
+
+    let mut g = c.benchmark_group("compact");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(samples));
+    g.bench_function("three_2h_blocks_copied", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let m = compact::compact(dir, &blocks).expect("compact");
+                Written(dir.join(m.ulid))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.throughput(Throughput::Elements(overlap_samples));
+    g.bench_function("two_overlapping_blocks_merged", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let m = compact::compact(dir, &overlap).expect("compact");
+                Written(dir.join(m.ulid))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("downsample");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(samples));
+    g.bench_function("raw_to_5m", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let m = compact::downsample(dir, &merged, compact::RES_5M).expect("downsample");
+                Written(dir.join(m.ulid))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.throughput(Throughput::Elements(m5.meta().stats.num_samples));
+    g.bench_function("5m_to_1h_per_window", |b| {
+        b.iter_batched(
+            || (),
+            |()| {
+                let m = compact::downsample(dir, &m5, compact::RES_1H).expect("downsample");
+                Written(dir.join(m.ulid))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
 fn main() {
     let start = Instant::now();
     bytes_per_sample();
@@ -426,5 +514,6 @@ fn main() {
     bench_postings(&mut c);
     bench_replay(&mut c);
     bench_block_read(&mut c);
+    bench_compact(&mut c);
     c.final_summary();
 }

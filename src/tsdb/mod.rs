@@ -22,6 +22,7 @@
 
 pub mod block;
 pub mod chunkenc;
+pub mod compact;
 pub mod head;
 pub mod index;
 mod metrics;

@@ -1,6 +1,7 @@
-//! The `chunks/` directory of a block: numbered segment files (`000001`, ...) holding XOR
-//! chunks back to back, each with its own CRC32. Owns the segment writer and the mmap
-//! reader; knows nothing about series or the index. `docs/format/block.md` has the bytes.
+//! The `chunks/` directory of a block: numbered segment files (`000001`, ...) holding
+//! chunks (XOR, or the aggregate chunks of downsampled blocks) back to back, each with
+//! its encoding byte and its own CRC32. Owns the segment writer and the mmap reader;
+//! knows nothing about series or the index. `docs/format/block.md` has the bytes.
 
 use super::BlockError;
 use crate::tsdb::varint::{get_uvarint, put_uvarint};
@@ -16,6 +17,9 @@ pub const HEADER_LEN: usize = 8;
 const VERSION: u8 = 1;
 /// The encoding byte of an XOR chunk (Prometheus's `EncXOR`).
 pub const ENC_XOR: u8 = 1;
+/// The encoding byte of an aggregate chunk (see `aggr.rs`); Thanos marks its aggregate
+/// chunks with 0xff too, though the bytes behind it are cairn's own.
+pub const ENC_AGGR: u8 = 0xff;
 /// A segment is closed once it reaches this size (Prometheus uses 512 MiB too).
 pub const SEGMENT_MAX: u64 = 512 << 20;
 
@@ -51,6 +55,11 @@ impl ChunkWriter {
 
     /// Appends one XOR chunk and returns its ref.
     pub fn write(&mut self, data: &[u8]) -> Result<u64, BlockError> {
+        self.write_enc(ENC_XOR, data)
+    }
+
+    /// Appends one chunk of encoding `enc` and returns its ref.
+    pub fn write_enc(&mut self, enc: u8, data: &[u8]) -> Result<u64, BlockError> {
         self.scratch.clear();
         put_uvarint(&mut self.scratch, data.len() as u64);
         let need = (self.scratch.len() + 1 + data.len() + 4) as u64;
@@ -68,10 +77,10 @@ impl ChunkWriter {
         let offset = u32::try_from(*len)
             .map_err(|_| BlockError::Corrupt("chunk segment over 4 GiB".into()))?;
         let mut crc = crc32fast::Hasher::new();
-        crc.update(&[ENC_XOR]);
+        crc.update(&[enc]);
         crc.update(data);
         w.write_all(&self.scratch)?;
-        w.write_all(&[ENC_XOR])?;
+        w.write_all(&[enc])?;
         w.write_all(data)?;
         w.write_all(&crc.finalize().to_be_bytes())?;
         *len += need;
@@ -152,6 +161,21 @@ impl ChunkReader {
         Some((si as u32, start as u32, end as u32))
     }
 
+    /// Like [`Self::locate`], with the chunk's encoding byte first.
+    #[inline]
+    pub fn locate_enc(&self, r: u64) -> Option<(u8, u32, u32, u32)> {
+        let (seg, start, end) = self.locate(r)?;
+        let enc = *self.segments.get(seg as usize)?.get(start as usize - 1)?;
+        Some((enc, seg, start, end))
+    }
+
+    /// The encoding and bytes of the chunk at `r`.
+    #[inline]
+    pub fn chunk_enc(&self, r: u64) -> Option<(u8, &[u8])> {
+        let (enc, seg, start, end) = self.locate_enc(r)?;
+        Some((enc, self.slice(seg, start, end)))
+    }
+
     /// The bytes [`Self::locate`] found; empty if out of range.
     #[inline]
     pub fn slice(&self, seg: u32, start: u32, end: u32) -> &[u8] {
@@ -192,8 +216,11 @@ pub fn verify_segment(d: &[u8]) -> Result<usize, String> {
         if crc32fast::hash(&d[pos..end]) != want {
             return Err(format!("chunk at {at}: checksum mismatch"));
         }
-        if d[pos] != ENC_XOR {
-            return Err(format!("chunk at {at}: unknown encoding {}", d[pos]));
+        match d[pos] {
+            ENC_XOR => {}
+            ENC_AGGR if super::aggr::verify(&d[pos + 1..end]) => {}
+            ENC_AGGR => return Err(format!("chunk at {at}: malformed aggregate chunk")),
+            enc => return Err(format!("chunk at {at}: unknown encoding {enc}")),
         }
         pos = end + 4;
         n += 1;

@@ -1,19 +1,25 @@
 //! Querying one block: postings intersection in the block's index, then each selected
-//! series' chunk metas, keeping only chunks that overlap the query range; chunks outside
-//! it are never located, let alone decoded. Samples are read straight from the mapped
-//! segment files.
+//! series' chunk metas, keeping only chunks that overlap the query range and are not
+//! wholly deleted; chunks outside it are never located, let alone decoded. Samples are
+//! read straight from the mapped segment files, deleted ones (tombstones) skipped. A
+//! downsampled block answers [`Querier::select_aggregate`] from the matching sub-chunk
+//! of its aggregate chunks, and a plain select with the Counter aggregate.
 
-use super::Block;
+use super::chunks::ENC_AGGR;
 use super::index::ChunkMeta;
-use crate::model::{Label, Labels, Matcher};
-use crate::storage::{Querier, Series, StorageError};
+use super::tombstones::{self, Interval};
+use super::{Block, aggr};
+use crate::model::{Label, Labels, Matcher, Sample};
+use crate::storage::{Aggregate, Querier, RawAsAggregate, SampleIterator, Series, StorageError};
 use crate::tsdb::head::{ChunkSeriesIterator, ChunkSet};
 use std::sync::Arc;
 
 /// One series' chunks in a block, located in the mapped segments.
 pub struct BlockChunks {
     block: Arc<Block>,
-    /// (maxt, segment, start, end) per chunk.
+    /// (maxt, segment, start, end) per chunk: for an aggregate chunk, the bounds of the
+    /// sub-chunk being read, with the whole chunk's maxt (an upper bound of the
+    /// sub-chunk's, which is all the iterator's seek needs).
     chunks: Vec<(i64, u32, u32, u32)>,
 }
 
@@ -37,6 +43,55 @@ impl ChunkSet for BlockChunks {
 
 pub type BlockSeriesIterator = ChunkSeriesIterator<BlockChunks>;
 
+/// Skips the samples of an inner iterator that fall in deleted intervals.
+struct SkipDeleted<I: SampleIterator> {
+    inner: I,
+    /// Sorted, non-overlapping.
+    deleted: Vec<Interval>,
+    /// First interval that may still contain a later sample.
+    at: usize,
+}
+
+impl<I: SampleIterator> SkipDeleted<I> {
+    /// Whether `t` is deleted; moves `at` forward (timestamps only grow).
+    #[inline]
+    fn is_deleted(&mut self, t: i64) -> bool {
+        while self.deleted.get(self.at).is_some_and(|iv| iv.1 < t) {
+            self.at += 1;
+        }
+        self.deleted.get(self.at).is_some_and(|iv| iv.0 <= t)
+    }
+
+    /// `s` if it is kept, else the first kept sample after it.
+    #[inline]
+    fn from(&mut self, mut s: Option<Sample>) -> Option<Sample> {
+        loop {
+            let x = s?;
+            if !self.is_deleted(x.t) {
+                return Some(x);
+            }
+            // Jump over the rest of the interval instead of walking it.
+            let end = self.deleted[self.at].1;
+            s = match end.checked_add(1) {
+                Some(e) => self.inner.seek(e),
+                None => None,
+            };
+        }
+    }
+}
+
+impl<I: SampleIterator> SampleIterator for SkipDeleted<I> {
+    fn next(&mut self) -> Option<Sample> {
+        let s = self.inner.next();
+        self.from(s)
+    }
+
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let s = self.inner.seek(t);
+        self.from(s)
+    }
+}
+
 /// A read view of one block over `[mint, maxt]` (both inclusive).
 pub struct BlockQuerier {
     block: Arc<Block>,
@@ -54,9 +109,13 @@ impl BlockQuerier {
         self.mint <= m.min_time && self.maxt >= m.max_time - 1
     }
 
-    /// Calls `f` with the label ids and in-range chunk metas of each matching series
-    /// that has a chunk in range.
-    fn for_each(&self, matchers: &[Matcher], mut f: impl FnMut(u32, &[(u32, u32)], &[ChunkMeta])) {
+    /// Calls `f` with the label ids, in-range chunk metas and deleted intervals of each
+    /// matching series that has a chunk in range not wholly deleted.
+    fn for_each(
+        &self,
+        matchers: &[Matcher],
+        mut f: impl FnMut(u32, &[(u32, u32)], &[ChunkMeta], Vec<Interval>),
+    ) {
         if self.mint > self.maxt || !self.block.overlaps(self.mint, self.maxt) {
             return;
         }
@@ -68,18 +127,30 @@ impl BlockQuerier {
                 continue;
             }
             chunks.retain(|c| c.mint <= self.maxt && c.maxt >= self.mint);
+            let deleted = self.block.deleted_intervals(ord);
+            if !deleted.is_empty() {
+                // Judged on the part of the chunk in range, as Prometheus does by adding
+                // the range's outside to the deleted intervals: a series whose samples in
+                // range are all deleted is not returned at all.
+                chunks.retain(|c| {
+                    !tombstones::covers(&deleted, c.mint.max(self.mint), c.maxt.min(self.maxt))
+                });
+            }
             if !chunks.is_empty() {
-                f(ord, &labels, &chunks);
+                f(ord, &labels, &chunks, deleted);
             }
         }
     }
-}
 
-impl Querier for BlockQuerier {
-    fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+    /// The series matching `matchers`, each iterator reading `aggregate`: from the
+    /// aggregate chunks' sub-chunk in a downsampled block, mapped from raw samples in a
+    /// raw one.
+    fn select_as(&self, matchers: &[Matcher], aggregate: Aggregate) -> Vec<Series> {
         let ix = self.block.index();
+        let raw = self.block.meta().resolution == 0;
+        let slot = aggr::slot(aggregate);
         let mut out = Vec::new();
-        self.for_each(matchers, |_, labels, chunks| {
+        self.for_each(matchers, |_, labels, chunks, deleted| {
             let labels: Vec<Label> = labels
                 .iter()
                 .map(|&(n, v)| Label::new(ix.symbol(n), ix.symbol(v)))
@@ -87,21 +158,55 @@ impl Querier for BlockQuerier {
             let located = chunks
                 .iter()
                 .filter_map(|c| {
-                    let (seg, start, end) = self.block.chunks().locate(c.r)?;
-                    Some((c.maxt, seg, start, end))
+                    let (enc, seg, start, end) = self.block.chunks().locate_enc(c.r)?;
+                    if enc != ENC_AGGR {
+                        return Some((c.maxt, seg, start, end));
+                    }
+                    let data = self.block.chunks().slice(seg, start, end);
+                    let (a, b) = aggr::sub_range(data, slot)?;
+                    Some((c.maxt, seg, start + a as u32, start + b as u32))
                 })
                 .collect();
             let set = BlockChunks {
                 block: self.block.clone(),
                 chunks: located,
             };
+            let it = ChunkSeriesIterator::new(set, self.mint, self.maxt);
+            let mut samples: Box<dyn SampleIterator> = if deleted.is_empty() {
+                Box::new(it)
+            } else {
+                Box::new(SkipDeleted {
+                    inner: it,
+                    deleted,
+                    at: 0,
+                })
+            };
+            if raw {
+                samples = RawAsAggregate::wrap(samples, aggregate);
+            }
             out.push(Series {
                 labels: Labels::from_sorted(labels),
-                samples: Box::new(ChunkSeriesIterator::new(set, self.mint, self.maxt)),
+                samples,
             });
         });
         // Series are numbered in label order, so `out` is sorted already.
-        Ok(out)
+        out
+    }
+}
+
+impl Querier for BlockQuerier {
+    /// Raw samples from a raw block; from a downsampled block, the Counter aggregate (a
+    /// subsequence of the raw samples that keeps every window's last value).
+    fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        Ok(self.select_as(matchers, Aggregate::Counter))
+    }
+
+    fn select_aggregate(
+        &self,
+        matchers: &[Matcher],
+        aggregate: Aggregate,
+    ) -> Result<Vec<Series>, StorageError> {
+        Ok(self.select_as(matchers, aggregate))
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
@@ -109,7 +214,7 @@ impl Querier for BlockQuerier {
             return Ok(self.block.index().label_names());
         }
         let mut ids = std::collections::BTreeSet::new();
-        self.for_each(matchers, |_, labels, _| {
+        self.for_each(matchers, |_, labels, _, _| {
             ids.extend(labels.iter().map(|l| l.0))
         });
         // Symbol ids are in string order.
@@ -129,7 +234,7 @@ impl Querier for BlockQuerier {
             return Ok(Vec::new());
         };
         let mut ids = std::collections::BTreeSet::new();
-        self.for_each(matchers, |_, labels, _| {
+        self.for_each(matchers, |_, labels, _, _| {
             ids.extend(labels.iter().filter(|l| l.0 == name_id).map(|l| l.1));
         });
         Ok(ids
