@@ -33,7 +33,7 @@ pub mod wal;
 
 use crate::storage::{Appender, Querier, Storage, StorageError};
 use block::{Block, BlockQuerier};
-use head::{Head, HeadAppender, HeadQuerier, ReplayState};
+use head::{Head, HeadAppender, HeadQuerier};
 use parking_lot::RwLock;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -152,15 +152,7 @@ impl Db {
 
         let start = Instant::now();
         let head = Head::new();
-        let mut st = ReplayState::default();
-        let outcome = wal::replay(&wal_dir, |typ, body| head.replay_record(typ, body, &mut st))?;
-        if st.unknown_refs > 0 || st.bad_series > 0 {
-            tracing::warn!(
-                samples = st.unknown_refs,
-                series_records = st.bad_series,
-                "write-ahead log held samples of unknown series; they were dropped"
-            );
-        }
+        let outcome = head.replay_wal(&wal_dir)?;
         let wal_metrics = Arc::new(WalMetrics::default());
         wal_metrics
             .corruptions
@@ -175,9 +167,10 @@ impl Db {
         let head = Arc::new(head.with_wal(wal).with_dir_lock(lock));
         let replay_duration = start.elapsed();
         tracing::info!(
-            series = st.series,
-            samples = st.samples_applied,
+            series = outcome.series,
+            samples = outcome.samples,
             records = outcome.records,
+            checkpoint = outcome.checkpoint,
             duration_ms = replay_duration.as_millis() as u64,
             "replayed the write-ahead log"
         );
@@ -188,7 +181,7 @@ impl Db {
                 blocks: RwLock::new(blocks),
                 blocks_quarantined: AtomicU64::new(quarantined),
                 wal_metrics,
-                replayed_samples: st.samples_applied,
+                replayed_samples: outcome.samples,
                 replay_duration,
             }),
         })

@@ -144,6 +144,11 @@ impl BitReader {
         (valid >> (64 - n)) as u8
     }
 
+    /// Bits consumed from the start of the data.
+    pub fn bit_pos(&self) -> usize {
+        self.next * 8 - self.avail as usize
+    }
+
     /// Consumes `n` bits (`1..=56`) if that many remain.
     #[inline]
     pub fn skip(&mut self, d: &[u8], n: u32) -> Option<()> {

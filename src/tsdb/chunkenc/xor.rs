@@ -104,6 +104,44 @@ impl XorAppender {
         self.trailing = 0;
     }
 
+    /// The appender that would have produced `chunk`, ready to extend it: how a chunk
+    /// read back from disk becomes a series' open chunk again without re-encoding its
+    /// samples. `None` if the chunk does not decode to exactly its bytes.
+    pub fn resume(chunk: &[u8]) -> Option<XorAppender> {
+        let mut dec = XorDecoder::new(chunk);
+        let n = dec.num_samples();
+        if n == 0 {
+            return (chunk.len() <= 2 && chunk.iter().all(|b| *b == 0)).then(XorAppender::new);
+        }
+        for _ in 0..n {
+            dec.next(chunk)?;
+        }
+        let bits = dec.r.bit_pos();
+        if bits.div_ceil(8) != chunk.len() {
+            return None;
+        }
+        // A decoder that never read a window reports 0/0; the appender's "no window yet"
+        // makes the next value describe its window in full, which reads back the same
+        // either way.
+        let leading = if n < 2 || (dec.leading == 0 && dec.trailing == 0) {
+            NO_WINDOW
+        } else {
+            dec.leading
+        };
+        let mut buf = Vec::with_capacity(chunk.len() + MAX_SAMPLE_BYTES);
+        buf.extend_from_slice(chunk);
+        Some(XorAppender {
+            buf,
+            t: dec.t,
+            v: dec.v,
+            t_delta: if n < 2 { 0 } else { dec.t_delta },
+            num: n,
+            leading,
+            trailing: dec.trailing,
+            free: (chunk.len() * 8 - bits) as u8,
+        })
+    }
+
     /// Appends a sample. The caller guarantees `t` is greater than the last timestamp
     /// (the head checks order) and that the chunk holds fewer than `u16::MAX` samples.
     pub fn append(&mut self, t: i64, v: f64) {
@@ -403,6 +441,45 @@ mod tests {
         let a = encode(samples);
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         assert_eq!(decode_bits(a.bytes()), want);
+    }
+
+    #[test]
+    fn resume_continues_a_chunk_as_if_never_stopped() {
+        let samples: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 15_000 + (i * 37 % 11),
+                    (i * i % 17) as f64 * 0.5,
+                )
+            })
+            .collect();
+        for cut in [1, 2, 3, 7, 60, 119] {
+            let whole = encode(&samples);
+            let mut resumed = XorAppender::resume(encode(&samples[..cut]).bytes()).unwrap();
+            for &(t, v) in &samples[cut..] {
+                resumed.append(t, v);
+            }
+            assert_eq!(
+                decode_bits(resumed.bytes()),
+                decode_bits(whole.bytes()),
+                "cut {cut}"
+            );
+            assert_eq!(resumed.last(), whole.last());
+            assert_eq!(resumed.first_t(), whole.first_t());
+        }
+        // Bit-identical when a value window was in use.
+        let s = [(1, 1.0), (2, 3.0), (3, 7.0), (4, 15.0)];
+        let mut r = XorAppender::resume(encode(&s[..3]).bytes()).unwrap();
+        r.append(4, 15.0);
+        assert_eq!(r.bytes(), encode(&s).bytes());
+        assert!(XorAppender::resume(&[]).unwrap().is_empty());
+        let mut long = encode(&samples[..5]).bytes().to_vec();
+        long.push(0);
+        assert!(XorAppender::resume(&long).is_none(), "trailing byte");
+        assert!(
+            XorAppender::resume(&long[..long.len() - 3]).is_none(),
+            "cut short"
+        );
     }
 
     #[test]

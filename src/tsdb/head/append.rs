@@ -31,6 +31,8 @@ struct Pending {
 /// An appender's reusable memory.
 pub(crate) struct AppendBuffers {
     samples: Vec<Pending>,
+    /// The oldest timestamp in `samples`.
+    min_t: i64,
     /// Series the batch touches that had no series record yet (may repeat).
     new_series: Vec<u32>,
     ids: Vec<u8>,
@@ -44,6 +46,7 @@ impl AppendBuffers {
     fn new() -> Self {
         AppendBuffers {
             samples: Vec::new(),
+            min_t: i64::MAX,
             new_series: Vec::new(),
             ids: Vec::new(),
             pairs: Vec::new(),
@@ -55,6 +58,7 @@ impl AppendBuffers {
 
     fn clear(&mut self) {
         self.samples.clear();
+        self.min_t = i64::MAX;
         self.new_series.clear();
     }
 }
@@ -72,9 +76,17 @@ impl HeadAppender {
     }
 }
 
+impl HeadAppender {
+    /// Forgets the batch, letting go of its series (see `MemSeries::pending`).
+    fn discard(&mut self) {
+        self.head.release_pending(&self.bufs.samples);
+        self.bufs.clear();
+    }
+}
+
 impl Drop for HeadAppender {
     fn drop(&mut self) {
-        self.bufs.clear();
+        self.discard();
         if self.bufs.samples.capacity() > POOL_MAX_SAMPLES {
             return;
         }
@@ -88,9 +100,18 @@ impl Drop for HeadAppender {
 
 impl Appender for HeadAppender {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
-        let r = self.head.get_or_create(labels, &mut self.bufs.ids)?;
-        self.append_ref(r, t, v)?;
-        Ok(r)
+        // Checked first so that a rejected sample creates no series.
+        self.head.check_bounds(t)?;
+        let mut tries = 0;
+        loop {
+            let r = self.head.get_or_create(labels, &mut self.bufs.ids)?;
+            match self.append_ref(r, t, v) {
+                // A truncation collected the series between the lookup and the append:
+                // look it up again, which creates it afresh.
+                Err(AppendError::UnknownSeries(_)) if tries < 16 => tries += 1,
+                res => return res.map(|()| r),
+            }
+        }
     }
 
     fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
@@ -98,15 +119,15 @@ impl Appender for HeadAppender {
         let Some((st, page, slot)) = locate(r) else {
             return Err(AppendError::UnknownSeries(r));
         };
-        if t < head.min_valid_time.load(Ordering::Relaxed) {
-            head.counters.count_rejection(&AppendError::OutOfBounds);
-            return Err(AppendError::OutOfBounds);
-        }
+        head.check_bounds(t)?;
         let logged = {
-            let g = head.stripe(st);
-            let s = g.get(page, slot).ok_or(AppendError::UnknownSeries(r))?;
+            let mut g = head.stripe(st);
+            let s = g.get_mut(page, slot).ok_or(AppendError::UnknownSeries(r))?;
             match s.appendable(t, v) {
-                Ok(true) => s.logged,
+                Ok(true) => {
+                    s.pending += 1;
+                    s.logged
+                }
                 Ok(false) => return Ok(()),
                 Err(e) => {
                     head.counters.count_rejection(&e);
@@ -118,21 +139,26 @@ impl Appender for HeadAppender {
             self.bufs.new_series.push(r as u32);
         }
         self.bufs.samples.push(Pending { r: r as u32, t, v });
+        self.bufs.min_t = self.bufs.min_t.min(t);
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
-        let res = if self.bufs.samples.is_empty() {
-            Ok(())
-        } else {
-            self.head.commit(&mut self.bufs)
-        };
+        if self.bufs.samples.is_empty() {
+            self.bufs.clear();
+            return Ok(());
+        }
+        let res = self.head.commit(&mut self.bufs);
+        // A successful commit has released every sample; a failed one none.
+        if res.is_err() {
+            self.discard();
+        }
         self.bufs.clear();
         res
     }
 
     fn rollback(&mut self) {
-        self.bufs.clear();
+        self.discard();
     }
 }
 
@@ -147,27 +173,83 @@ fn storage_err(e: WalError) -> StorageError {
 }
 
 impl Head {
+    #[inline]
+    fn check_bounds(&self, t: i64) -> Result<(), AppendError> {
+        if t < self.min_valid_time.load(Ordering::Relaxed) {
+            self.counters.count_rejection(&AppendError::OutOfBounds);
+            return Err(AppendError::OutOfBounds);
+        }
+        Ok(())
+    }
+
     /// Logs the batch (series records for series not logged yet, then the samples) in
     /// one write, then publishes new series and applies the samples, all under the WAL
     /// lock so that replay applies samples in exactly the order they were applied here.
+    /// On success every sample's pending mark is released; on failure none is.
     fn commit(&self, b: &mut AppendBuffers) -> Result<(), StorageError> {
         let Some(wal) = &self.wal else {
             return Err(StorageError::Other(
                 "the head has no write-ahead log attached".into(),
             ));
         };
-        self.encode_batch(b)
-            .map_err(|e| StorageError::Other(format!("encoding WAL records: {e}")))?;
-        {
+        loop {
+            self.encode_batch(b)
+                .map_err(|e| StorageError::Other(format!("encoding WAL records: {e}")))?;
             let mut w = wal.lock();
+            // A truncation since these samples were added moved the bound past some of
+            // them: they are out of bounds now (counted), the rest is encoded again.
+            let bound = self.min_valid_time.load(Ordering::Relaxed);
+            if b.min_t < bound {
+                drop(w);
+                self.drop_out_of_bounds(b, bound);
+                if b.samples.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
             w.write(&b.out).map_err(storage_err)?;
             self.publish(&b.new_series);
             self.apply(&b.samples);
+            break;
         }
         if wal.sync_every_write() {
             wal.sync().map_err(storage_err)?;
         }
         Ok(())
+    }
+
+    /// Removes (releasing and counting them) the samples of `b` older than `bound`.
+    fn drop_out_of_bounds(&self, b: &mut AppendBuffers, bound: i64) {
+        let mut old = Vec::new();
+        b.samples.retain(|p| {
+            let keep = p.t >= bound;
+            if !keep {
+                old.push(*p);
+            }
+            keep
+        });
+        self.release_pending(&old);
+        self.counters
+            .out_of_bounds
+            .fetch_add(old.len() as u64, Ordering::Relaxed);
+        b.min_t = b.samples.iter().map(|p| p.t).min().unwrap_or(i64::MAX);
+    }
+
+    /// Lets go of the series of samples that will not be applied.
+    fn release_pending(&self, samples: &[Pending]) {
+        let mut held: Option<(usize, parking_lot::MutexGuard<'_, super::SeriesPages>)> = None;
+        for p in samples {
+            let Some((st, page, slot)) = locate(u64::from(p.r)) else {
+                continue;
+            };
+            let g = match &mut held {
+                Some((i, g)) if *i == st => g,
+                _ => &mut held.insert((st, self.stripe(st))).1,
+            };
+            if let Some(s) = g.get_mut(page, slot) {
+                s.pending = s.pending.saturating_sub(1);
+            }
+        }
     }
 
     /// Frames the batch's WAL records into `b.out`.
@@ -228,6 +310,7 @@ impl Head {
             let Some(s) = g.get_mut(page, slot) else {
                 continue;
             };
+            s.pending = s.pending.saturating_sub(1);
             match s.append(p.t, p.v) {
                 Ok(Appended::Sample { new_chunk }) => {
                     appended += 1;

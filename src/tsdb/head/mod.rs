@@ -11,11 +11,14 @@ mod append;
 mod read;
 mod replay;
 mod series;
+mod tombstones;
+mod truncate;
 
 pub use append::HeadAppender;
 pub use read::{ChunkSeriesIterator, ChunkSet, HeadQuerier, HeadSeriesIterator};
-pub use replay::ReplayState;
+pub use replay::ReplayReport;
 pub use series::ClosedChunk;
+pub use truncate::TruncateStats;
 
 use crate::model::Labels;
 use crate::storage::{AppendError, SeriesRef};
@@ -34,6 +37,9 @@ const STRIPES: usize = 128;
 /// Consecutive refs share a page and a stripe: a target's series are created together,
 /// so a commit touches few stripes and reuses each lock for runs of samples.
 const PAGE: usize = 64;
+
+/// Series handled per turn of the symbol read lock when collecting series.
+const HASH_LOCK_BATCH: usize = 4096;
 
 /// Where a ref lives: stripe, page within the stripe, slot within the page.
 #[inline]
@@ -109,6 +115,8 @@ pub struct HeadCounters {
     pub out_of_order: AtomicU64,
     pub duplicates: AtomicU64,
     pub out_of_bounds: AtomicU64,
+    /// Series collected by truncation, since start.
+    pub series_removed: AtomicU64,
 }
 
 impl HeadCounters {
@@ -137,6 +145,9 @@ pub struct Head {
     /// The data directory's lock, released only when the last user of the head is gone.
     dir_lock: Option<std::fs::File>,
     pool: Mutex<Vec<AppendBuffers>>,
+    /// Held by truncation and checkpoints, which must not interleave.
+    maintenance: Mutex<()>,
+    tombstones: tombstones::Tombstones,
 }
 
 impl Default for Head {
@@ -163,6 +174,8 @@ impl Head {
             wal: None,
             dir_lock: None,
             pool: Mutex::new(Vec::new()),
+            maintenance: Mutex::new(()),
+            tombstones: tombstones::Tombstones::default(),
         }
     }
 
@@ -198,10 +211,15 @@ impl Head {
         }
     }
 
-    /// Samples older than this are rejected as out of bounds. Nothing sets it yet: it is
-    /// the hook for when head data is compacted into blocks.
+    /// Samples older than this are rejected as out of bounds. [`Head::truncate`] raises
+    /// it (and logs it); this setter is for tests and does neither.
     pub fn set_min_valid_time(&self, t: i64) {
         self.min_valid_time.store(t, Ordering::Relaxed);
+    }
+
+    /// The oldest timestamp the head accepts and serves: `i64::MIN` until a truncation.
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -233,25 +251,22 @@ impl Head {
             .map(|e| e & 0xffff_ffff)
     }
 
-    /// Encodes `labels` as symbol ids into `ids` if every string is already known.
-    fn known_ids(&self, labels: &Labels, ids: &mut Vec<u8>) -> bool {
-        ids.clear();
-        let sym = self.symbols.read();
-        for l in labels {
-            match (sym.lookup(&l.name), sym.lookup(&l.value)) {
-                (Some(n), Some(v)) => SeriesLabels::push(ids, n, v),
-                _ => return false,
-            }
-        }
-        true
-    }
-
     fn intern_ids(&self, labels: &Labels, ids: &mut Vec<u8>) {
         ids.clear();
         let mut sym = self.symbols.write();
         for l in labels {
             let n = sym.intern(&l.name);
             let v = sym.intern(&l.value);
+            SeriesLabels::push(ids, n, v);
+        }
+    }
+
+    fn intern_pairs(&self, labels: &[(&str, &str)], ids: &mut Vec<u8>) {
+        ids.clear();
+        let mut sym = self.symbols.write();
+        for (n, v) in labels {
+            let n = sym.intern(n);
+            let v = sym.intern(v);
             SeriesLabels::push(ids, n, v);
         }
     }
@@ -266,22 +281,41 @@ impl Head {
         validate(labels)?;
         let hash = labels.stable_hash();
         let stripe = &self.hashes[hash as usize % STRIPES].0;
-        {
-            // Fast path for a known series: compare its stored ids with the labels'
-            // strings, instead of looking every string up in the symbol table.
-            let sym = self.symbols.read();
-            let table = stripe.lock();
-            if let Some(r) = self.find_in(&table, hash, |s| same_labels(&sym, &s.labels, labels)) {
-                return Ok(r);
+        loop {
+            {
+                let sym = self.symbols.read();
+                {
+                    // Fast path for a known series: compare its stored ids with the
+                    // labels' strings, instead of looking every string up.
+                    let table = stripe.lock();
+                    if let Some(r) =
+                        self.find_in(&table, hash, |s| same_labels(&sym, &s.labels, labels))
+                    {
+                        return Ok(r);
+                    }
+                }
+                // The ids stay valid while `sym` is held: only a sweep (write lock) frees.
+                if known_ids(&sym, labels, ids) {
+                    return self.insert_new(&sym, stripe, hash, labels, ids);
+                }
             }
-        }
-        if !self.known_ids(labels, ids) {
-            // New strings: intern them first (symbols come before hash stripes).
+            // New strings: intern them, then look again under the read lock (a sweep in
+            // between may have freed them, which only costs another turn).
             self.intern_ids(labels, ids);
         }
+    }
+
+    fn insert_new(
+        &self,
+        sym: &Symbols,
+        stripe: &Mutex<HashTable<u64>>,
+        hash: u64,
+        labels: &Labels,
+        ids: &[u8],
+    ) -> Result<SeriesRef, AppendError> {
         let mut table = stripe.lock();
         // Another appender may have created it since the lookup above.
-        if let Some(r) = self.find_in(&table, hash, |s| *s.labels == **ids) {
+        if let Some(r) = self.find_in(&table, hash, |s| *s.labels == *ids) {
             return Ok(r);
         }
         let r = self.next_ref.fetch_add(1, Ordering::Relaxed);
@@ -293,13 +327,14 @@ impl Head {
         };
         let inserted = self
             .stripe(st)
-            .insert(page, slot, MemSeries::new(ids.as_slice().into()));
+            .insert(page, slot, MemSeries::new(ids.into()));
         if !inserted {
             return Err(AppendError::InvalidSeries(
                 labels.to_string(),
                 "series ref in use",
             ));
         }
+        retain_ids(sym, ids);
         let hi = hash >> 32;
         table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
         Ok(r)
@@ -351,6 +386,76 @@ impl Head {
         }
         out
     }
+}
+
+/// Encodes label pairs as symbol ids into `ids` if every string is already known.
+fn known_ids_pairs(sym: &Symbols, labels: &[(&str, &str)], ids: &mut Vec<u8>) -> bool {
+    ids.clear();
+    for (n, v) in labels {
+        match (sym.lookup(n), sym.lookup(v)) {
+            (Some(n), Some(v)) => SeriesLabels::push(ids, n, v),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// [`Labels::stable_hash`] of label pairs.
+fn hash_pairs(labels: &[(&str, &str)]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (n, v) in labels {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
+/// [`validate`] for label pairs as logged.
+fn validate_pairs(labels: &[(&str, &str)]) -> Result<(), &'static str> {
+    if labels.is_empty() {
+        return Err("empty label set");
+    }
+    if labels.iter().any(|(n, v)| n.is_empty() || v.is_empty()) {
+        return Err("empty label name or value");
+    }
+    if labels.windows(2).any(|w| w[0].0 >= w[1].0) {
+        return Err("label names not sorted and unique");
+    }
+    Ok(())
+}
+
+/// Encodes `labels` as symbol ids into `ids` if every string is already known.
+fn known_ids(sym: &Symbols, labels: &Labels, ids: &mut Vec<u8>) -> bool {
+    ids.clear();
+    for l in labels {
+        match (sym.lookup(&l.name), sym.lookup(&l.value)) {
+            (Some(n), Some(v)) => SeriesLabels::push(ids, n, v),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Counts a new series as a user of each of its symbols.
+fn retain_ids(sym: &Symbols, ids: &[u8]) {
+    for (n, v) in SeriesLabels::pairs(ids) {
+        sym.retain(n);
+        sym.retain(v);
+    }
+}
+
+/// [`Labels::stable_hash`] of the labels that encoded ids spell, without building them.
+fn hash_ids(sym: &Symbols, enc: &[u8]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (n, v) in SeriesLabels::pairs(enc) {
+        h.update(sym.get(n).as_bytes());
+        h.update(&[0xff]);
+        h.update(sym.get(v).as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
 }
 
 /// Whether encoded label ids spell exactly `labels`.
@@ -412,6 +517,28 @@ mod tests {
         assert_eq!((ra, rb), (1, 2));
         assert_eq!(h.get_or_create(&a, &mut ids).unwrap(), 1);
         assert_eq!(h.get_or_create(&b.clone(), &mut ids).unwrap(), 2);
+    }
+
+    #[test]
+    fn hashes_from_ids_and_pairs_equal_the_labels_hash() {
+        let h = Head::new();
+        let mut ids = Vec::new();
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a\u{ff}b")]);
+        h.intern_ids(&l, &mut ids);
+        let sym = h.symbols.read();
+        assert_eq!(hash_ids(&sym, &ids), l.stable_hash());
+        let pairs: Vec<(&str, &str)> = l
+            .iter()
+            .map(|x| (x.name.as_str(), x.value.as_str()))
+            .collect();
+        assert_eq!(hash_pairs(&pairs), l.stable_hash());
+        assert_eq!(validate_pairs(&pairs), Ok(()));
+        assert_eq!(
+            validate_pairs(&[("a", "")]),
+            Err("empty label name or value")
+        );
+        assert!(validate_pairs(&[("b", "1"), ("a", "2")]).is_err());
+        assert!(validate_pairs(&[]).is_err());
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub struct HeadQuerier {
 }
 
 impl HeadQuerier {
+    /// Nothing before the head's min valid time is served: after a truncation, blocks
+    /// hold that data (and a chunk straddling the bound would otherwise show part of it).
     pub fn new(head: Arc<Head>, mint: i64, maxt: i64) -> Self {
+        let mint = mint.max(head.min_valid_time());
         HeadQuerier { head, mint, maxt }
     }
 

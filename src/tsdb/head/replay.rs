@@ -1,118 +1,300 @@
-//! Rebuilding the head from the WAL: series records recreate series under their logged
-//! refs (and index them), samples records are applied with the live append rules.
-//! Rejections during replay are not counted again: they were counted when first seen.
+//! Rebuilding the head from the WAL: the newest checkpoint, then the segments after it.
+//! One reader (the calling thread) reads and checks every record in log order and
+//! creates series, since a series record must take effect before the samples that use
+//! it. Samples, chunks and tombstones are split by series stripe and handed to worker
+//! threads, each owning a fixed set of stripes, so workers never wait on each other's
+//! locks and each series still sees its records in log order. A min valid time record
+//! goes to every worker at its place in the log. Series left empty are collected once at
+//! the end, as the live head collects them at truncation: collecting them at the record
+//! could drop a series that a later record (a commit that was pending during that
+//! truncation) still appends to. Rejections are not counted again: they were counted
+//! when first seen.
 
 use super::series::{Appended, MemSeries};
-use super::{Head, STRIPES, SeriesPages, locate, table_hash, validate};
-use crate::model::Labels;
-use crate::storage::SeriesRef;
+use super::{
+    Head, STRIPES, SeriesPages, hash_pairs, known_ids_pairs, locate, retain_ids, table_hash,
+    validate_pairs,
+};
+use crate::tsdb::chunkenc::XorAppender;
 use crate::tsdb::index::SeriesLabels;
-use crate::tsdb::wal::record::{self, RecordError, RecordType, RefSample, SeriesEntry};
+use crate::tsdb::wal::record::{
+    self, ChunkEntry, ChunksDecoder, RecordError, RecordType, RefSample, Tombstone,
+};
+use crate::tsdb::wal::{self, WalError};
+use hashbrown::HashMap;
 use parking_lot::MutexGuard;
-use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
 
-/// Replay's scratch state, carried from record to record.
-#[derive(Default)]
-pub struct ReplayState {
-    samples: Vec<RefSample>,
-    ids: Vec<u8>,
-    /// Logged refs whose labels an earlier ref already has (both map to the first).
-    duplicate_refs: HashMap<SeriesRef, SeriesRef>,
+/// Jobs queued per worker before the reader waits: bounds replay's extra memory.
+const QUEUE: usize = 8;
+
+/// What replay did.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayReport {
+    /// Series created.
     pub series: u64,
-    pub samples_applied: u64,
-    /// Samples whose series record was missing or unusable.
+    /// Samples restored (those inside restored chunks included).
+    pub samples: u64,
+    /// Samples, chunks and tombstones whose series record was missing or unusable.
     pub unknown_refs: u64,
     /// Series records skipped because their labels were unusable.
     pub bad_series: u64,
+    /// Series collected at the end because nothing at or after the min valid time
+    /// was left in them.
+    pub series_collected: u64,
+    pub records: u64,
+    pub corruptions: u64,
+    /// The checkpoint replay started from.
+    pub checkpoint: Option<u32>,
+    /// Where writing continues: the last segment and its valid length.
+    pub last_segment: Option<(u32, u64)>,
+    pub workers: usize,
+    pub duration: Duration,
+}
+
+/// Work for one replay worker, all about series it owns.
+enum Job {
+    Samples(Vec<RefSample>),
+    /// A chunks record's body and, per entry of this worker, its ref and byte range.
+    Chunks(Arc<[u8]>, Vec<(u64, Range<usize>)>),
+    Tombstones(Vec<Tombstone>),
+    MinValidTime(i64),
+}
+
+/// What one worker did.
+#[derive(Default)]
+struct WorkerStats {
+    samples: u64,
+    chunks_created: u64,
+    chunks_removed: u64,
+    unknown_refs: u64,
+    mint: i64,
+    maxt: i64,
+}
+
+/// The reader's state, carried from record to record.
+struct Reader<'h> {
+    head: &'h Head,
+    txs: Vec<SyncSender<Job>>,
+    /// Logged refs whose labels an earlier ref already has (both map to the first).
+    duplicate_refs: HashMap<u64, u64>,
+    samples: Vec<RefSample>,
+    tombstones: Vec<Tombstone>,
+    ids: Vec<u8>,
+    /// The min valid time so far: older samples are dropped here.
+    bound: i64,
+    series: u64,
+    bad_series: u64,
+    unknown_refs: u64,
 }
 
 impl Head {
-    /// Applies one WAL record. An error means the record body is malformed; the WAL
-    /// reader then cuts the log there.
-    pub fn replay_record(
-        &self,
-        typ: RecordType,
-        body: &[u8],
-        st: &mut ReplayState,
-    ) -> Result<(), RecordError> {
-        match typ {
-            RecordType::Series => {
-                for e in record::decode_series(body)? {
-                    self.replay_series(&e, st);
-                }
-            }
-            RecordType::Samples => {
-                let mut samples = std::mem::take(&mut st.samples);
-                record::decode_samples(body, &mut samples)?;
-                self.replay_samples(&samples, st);
-                st.samples = samples;
-            }
-        }
-        Ok(())
+    /// Replays the WAL in `dir` into this (empty) head with one worker per available
+    /// core; see [`Head::replay_wal_with`].
+    pub fn replay_wal(&self, dir: &Path) -> Result<ReplayReport, WalError> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.replay_wal_with(dir, workers)
     }
 
-    fn replay_series(&self, e: &SeriesEntry<'_>, st: &mut ReplayState) {
-        let labels = Labels::from_pairs(e.labels.iter().copied());
-        match self.create_with_ref(e.series_ref, &labels, &mut st.ids) {
-            Ok((r, _)) if r != e.series_ref => {
-                // Same labels logged under two refs: samples of either go to the first.
-                st.duplicate_refs.insert(e.series_ref, r);
+    /// Replays the newest checkpoint and the segments after it with `workers` threads
+    /// applying samples (at most one per stripe). A damaged tail is cut (see
+    /// [`wal::replay`]); only I/O errors fail.
+    pub fn replay_wal_with(&self, dir: &Path, workers: usize) -> Result<ReplayReport, WalError> {
+        let start = Instant::now();
+        let workers = workers.clamp(1, STRIPES);
+        let mut rep = ReplayReport {
+            workers,
+            ..ReplayReport::default()
+        };
+        let (outcome, stats) = std::thread::scope(|scope| {
+            let mut txs = Vec::with_capacity(workers);
+            let mut handles = Vec::with_capacity(workers);
+            for k in 0..workers {
+                let (tx, rx) = sync_channel::<Job>(QUEUE);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("cairn-replay-{k}"))
+                    .spawn_scoped(scope, move || self.replay_worker(k, workers, rx));
+                match spawned {
+                    Ok(h) => {
+                        txs.push(tx);
+                        handles.push(h);
+                    }
+                    Err(source) => {
+                        // The workers started so far end when their queues close.
+                        drop(txs);
+                        let path = dir.to_path_buf();
+                        return (Err(WalError::Io { path, source }), Vec::new());
+                    }
+                }
             }
-            Ok((_, created)) => st.series += u64::from(created),
-            Err(why) => {
-                st.bad_series += 1;
-                tracing::warn!(series_ref = e.series_ref, labels = %labels, reason = why, "skipping series record in the write-ahead log");
+            let mut reader = Reader {
+                head: self,
+                txs,
+                duplicate_refs: HashMap::new(),
+                samples: Vec::new(),
+                tombstones: Vec::new(),
+                ids: Vec::new(),
+                bound: self.min_valid_time(),
+                series: 0,
+                bad_series: 0,
+                unknown_refs: 0,
+            };
+            let outcome = wal::replay(dir, |typ, body| reader.record(typ, body));
+            let Reader {
+                txs,
+                series,
+                bad_series,
+                unknown_refs,
+                ..
+            } = reader;
+            // Closing the queues lets the workers finish.
+            drop(txs);
+            rep.series = series;
+            rep.bad_series = bad_series;
+            rep.unknown_refs = unknown_refs;
+            let mut stats = Vec::with_capacity(workers);
+            for h in handles {
+                match h.join() {
+                    Ok(s) => stats.push(s),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             }
+            (outcome, stats)
+        });
+        let outcome = outcome?;
+        let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+        let (mut created, mut removed) = (0u64, 0u64);
+        for s in &stats {
+            rep.samples += s.samples;
+            rep.unknown_refs += s.unknown_refs;
+            created += s.chunks_created;
+            removed += s.chunks_removed;
+            mint = mint.min(s.mint);
+            maxt = maxt.max(s.maxt);
         }
+        self.counters
+            .chunks
+            .fetch_add(created.saturating_sub(removed), Ordering::Relaxed);
+        self.note_time_range(mint, maxt);
+        let bound = self.min_valid_time();
+        if bound > i64::MIN {
+            rep.series_collected = self.gc(bound, true).series_removed;
+            self.move_time_range(bound);
+        }
+        rep.records = outcome.records;
+        rep.corruptions = outcome.corruptions;
+        rep.checkpoint = outcome.checkpoint;
+        rep.last_segment = outcome.last_segment;
+        if rep.unknown_refs > 0 || rep.bad_series > 0 {
+            tracing::warn!(
+                samples = rep.unknown_refs,
+                series_records = rep.bad_series,
+                "write-ahead log held data of unknown series; it was dropped"
+            );
+        }
+        rep.duration = start.elapsed();
+        Ok(rep)
     }
 
     /// Creates a logged, indexed series under ref `r` (`true`), or returns the ref of the
     /// series that already has these labels (`false`).
     fn create_with_ref(
         &self,
-        r: SeriesRef,
-        labels: &Labels,
+        r: u64,
+        labels: &[(&str, &str)],
         ids: &mut Vec<u8>,
-    ) -> Result<(SeriesRef, bool), &'static str> {
-        validate(labels).map_err(|_| "invalid label set")?;
+    ) -> Result<(u64, bool), &'static str> {
+        validate_pairs(labels)?;
         let (st, page, slot) = locate(r).ok_or("series ref out of range")?;
-        let hash = labels.stable_hash();
-        self.intern_ids(labels, ids);
-        {
-            let mut table = self.hashes[hash as usize % STRIPES].0.lock();
-            if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
-                return Ok((existing, false));
+        let hash = hash_pairs(labels);
+        loop {
+            let sym = self.symbols.read();
+            if !known_ids_pairs(&sym, labels, ids) {
+                drop(sym);
+                self.intern_pairs(labels, ids);
+                continue;
             }
-            let mut s = MemSeries::new(ids.as_slice().into());
-            s.logged = true;
-            if !self.stripe(st).insert(page, slot, s) {
-                return Err("series ref already used by other labels");
+            {
+                let mut table = self.hashes[hash as usize % STRIPES].0.lock();
+                if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
+                    return Ok((existing, false));
+                }
+                let mut s = MemSeries::new(ids.as_slice().into());
+                s.logged = true;
+                if !self.stripe(st).insert(page, slot, s) {
+                    return Err("series ref already used by other labels");
+                }
+                retain_ids(&sym, ids);
+                let hi = hash >> 32;
+                table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
             }
-            let hi = hash >> 32;
-            table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
+            self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
+            let pairs = SeriesLabels::pairs(ids)
+                .filter_map(|(n, v)| Some((sym.get_arc(n)?, sym.get_arc(v)?)));
+            self.postings.write().add(r as u32, pairs);
+            self.counters.series.fetch_add(1, Ordering::Relaxed);
+            self.counters.series_created.fetch_add(1, Ordering::Relaxed);
+            return Ok((r, true));
         }
-        self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
-        let sym = self.symbols.read();
-        let pairs =
-            SeriesLabels::pairs(ids).filter_map(|(n, v)| Some((sym.get_arc(n)?, sym.get_arc(v)?)));
-        self.postings.write().add(r as u32, pairs);
-        self.counters.series.fetch_add(1, Ordering::Relaxed);
-        self.counters.series_created.fetch_add(1, Ordering::Relaxed);
-        Ok((r, true))
     }
 
-    fn replay_samples(&self, samples: &[RefSample], st: &mut ReplayState) {
-        let (mut applied, mut chunks) = (0u64, 0u64);
-        let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
+    fn replay_worker(&self, me: usize, workers: usize, rx: Receiver<Job>) -> WorkerStats {
+        let mut w = WorkerStats {
+            mint: i64::MAX,
+            maxt: i64::MIN,
+            ..WorkerStats::default()
+        };
+        let mut bound = i64::MIN;
+        while let Ok(job) = rx.recv() {
+            match job {
+                Job::Samples(samples) => self.replay_samples(&samples, &mut w),
+                Job::Chunks(body, entries) => {
+                    let mut chunks: Vec<ChunkEntry<'_>> = Vec::new();
+                    for (r, range) in entries {
+                        let mut dec = ChunksDecoder::new(&body[range]);
+                        if let Some(Ok((_, last_open))) = dec.next_into(&mut chunks) {
+                            self.install_chunks(r, last_open, &chunks, bound, &mut w);
+                        }
+                    }
+                }
+                Job::Tombstones(ts) => {
+                    for t in ts {
+                        let known = locate(t.series_ref).is_some_and(|(st, page, slot)| {
+                            self.stripe(st).get(page, slot).is_some_and(|s| s.logged)
+                        });
+                        if known {
+                            self.tombstones.add(t.series_ref as u32, t.mint, t.maxt);
+                        } else {
+                            w.unknown_refs += 1;
+                        }
+                    }
+                }
+                Job::MinValidTime(t) => {
+                    bound = bound.max(t);
+                    for st in (me..STRIPES).step_by(workers) {
+                        let mut g = self.stripe(st);
+                        for page in g.pages.iter_mut() {
+                            for s in page.iter_mut().flatten() {
+                                w.chunks_removed += s.truncate_chunks(bound);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    fn replay_samples(&self, samples: &[RefSample], w: &mut WorkerStats) {
         let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
         for s in samples {
-            let r = match st.duplicate_refs.get(&s.series_ref) {
-                Some(&r) => r,
-                None => s.series_ref,
-            };
-            let Some((stripe, page, slot)) = locate(r) else {
-                st.unknown_refs += 1;
+            let Some((stripe, page, slot)) = locate(s.series_ref) else {
+                w.unknown_refs += 1;
                 continue;
             };
             let g = match &mut held {
@@ -120,20 +302,235 @@ impl Head {
                 _ => &mut held.insert((stripe, self.stripe(stripe))).1,
             };
             let Some(series) = g.get_mut(page, slot).filter(|s| s.logged) else {
-                st.unknown_refs += 1;
+                w.unknown_refs += 1;
                 continue;
             };
             if let Ok(Appended::Sample { new_chunk }) = series.append(s.t, s.v) {
-                applied += 1;
-                chunks += u64::from(new_chunk);
-                mint = mint.min(s.t);
-                maxt = maxt.max(s.t);
+                w.samples += 1;
+                w.chunks_created += u64::from(new_chunk);
+                w.mint = w.mint.min(s.t);
+                w.maxt = w.maxt.max(s.t);
             }
         }
-        drop(held);
-        st.samples_applied += applied;
-        self.counters.chunks.fetch_add(chunks, Ordering::Relaxed);
-        self.note_time_range(mint, maxt);
+    }
+
+    /// Restores a series' chunks: taken over as they are when they follow everything the
+    /// series holds (a checkpoint's chunks land in an empty series), otherwise sample by
+    /// sample with the append rules. Chunks wholly before `bound` are skipped.
+    fn install_chunks(
+        &self,
+        r: u64,
+        last_open: bool,
+        chunks: &[ChunkEntry<'_>],
+        bound: i64,
+        w: &mut WorkerStats,
+    ) {
+        let Some((st, page, slot)) = locate(r) else {
+            w.unknown_refs += 1;
+            return;
+        };
+        let mut g = self.stripe(st);
+        let Some(s) = g.get_mut(page, slot).filter(|s| s.logged) else {
+            w.unknown_refs += 1;
+            return;
+        };
+        for (i, c) in chunks.iter().enumerate() {
+            if c.maxt < bound || c.mint > c.maxt {
+                continue;
+            }
+            let open = last_open && i + 1 == chunks.len();
+            let n = match c.data {
+                [a, b, ..] => u64::from(u16::from_be_bytes([*a, *b])),
+                _ => 0,
+            };
+            let follows = s.head.is_empty() && s.chunks.last().is_none_or(|l| l.maxt < c.mint);
+            let resumed = if !follows || n == 0 {
+                None
+            } else if open {
+                XorAppender::resume(c.data)
+            } else {
+                // A closed chunk is kept as it is; decode it only to check it.
+                XorAppender::resume(c.data).map(|_| XorAppender::new())
+            };
+            match resumed {
+                Some(head) if open => s.head = head,
+                Some(_) => s.chunks.push(super::ClosedChunk {
+                    mint: c.mint,
+                    maxt: c.maxt,
+                    data: Arc::from(c.data),
+                }),
+                None => {
+                    let mut dec = crate::tsdb::chunkenc::XorDecoder::new(c.data);
+                    while let Some((t, v)) = dec.next(c.data) {
+                        if let Ok(Appended::Sample { new_chunk }) = s.append(t, v) {
+                            w.samples += 1;
+                            w.chunks_created += u64::from(new_chunk);
+                            w.mint = w.mint.min(t);
+                            w.maxt = w.maxt.max(t);
+                        }
+                    }
+                    continue;
+                }
+            }
+            w.samples += n;
+            w.chunks_created += 1;
+            w.mint = w.mint.min(c.mint);
+            w.maxt = w.maxt.max(c.maxt);
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Applies one record. An error means its body is malformed; nothing of it has been
+    /// applied, and the WAL reader cuts the log there.
+    fn record(&mut self, typ: RecordType, body: &[u8]) -> Result<(), RecordError> {
+        match typ {
+            RecordType::Series => {
+                for e in record::decode_series(body)? {
+                    self.series(e.series_ref, &e.labels);
+                }
+            }
+            RecordType::Samples => {
+                let mut samples = std::mem::take(&mut self.samples);
+                record::decode_samples(body, &mut samples)?;
+                let mut parts = self.split(&samples);
+                for (k, part) in parts.drain(..).enumerate() {
+                    if !part.is_empty() {
+                        self.send(k, Job::Samples(part));
+                    }
+                }
+                self.samples = samples;
+            }
+            RecordType::Tombstones => {
+                let mut ts = std::mem::take(&mut self.tombstones);
+                record::decode_tombstones(body, &mut ts)?;
+                let mut parts = self.split(&ts);
+                for (k, part) in parts.drain(..).enumerate() {
+                    if !part.is_empty() {
+                        self.send(k, Job::Tombstones(part));
+                    }
+                }
+                self.tombstones = ts;
+            }
+            RecordType::MinValidTime => {
+                let t = record::decode_min_valid_time(body)?;
+                if t > self.bound {
+                    self.bound = t;
+                    self.head.min_valid_time.fetch_max(t, Ordering::Relaxed);
+                    for k in 0..self.txs.len() {
+                        self.send(k, Job::MinValidTime(t));
+                    }
+                }
+            }
+            RecordType::Chunks => self.chunks(body)?,
+        }
+        Ok(())
+    }
+
+    fn series(&mut self, r: u64, labels: &[(&str, &str)]) {
+        match self.head.create_with_ref(r, labels, &mut self.ids) {
+            Ok((got, _)) if got != r => {
+                // Same labels logged under two refs: what names either goes to the first.
+                self.duplicate_refs.insert(r, got);
+            }
+            Ok((_, created)) => self.series += u64::from(created),
+            Err(why) => {
+                self.bad_series += 1;
+                let shown: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                tracing::warn!(series_ref = r, labels = %shown.join(","), reason = why, "skipping series record in the write-ahead log");
+            }
+        }
+    }
+
+    #[inline]
+    fn resolve(&self, r: u64) -> u64 {
+        if self.duplicate_refs.is_empty() {
+            return r;
+        }
+        self.duplicate_refs.get(&r).copied().unwrap_or(r)
+    }
+
+    #[inline]
+    fn owner(&self, r: u64) -> Option<usize> {
+        locate(r).map(|(st, _, _)| st % self.txs.len())
+    }
+
+    /// Splits items by the worker owning their (resolved) ref; drops samples older than
+    /// the bound and counts refs that cannot exist.
+    fn split<T: Copy + Routed>(&mut self, items: &[T]) -> Vec<Vec<T>> {
+        let n = self.txs.len();
+        let mut parts: Vec<Vec<T>> = (0..n)
+            .map(|_| Vec::with_capacity(items.len() / n + 16))
+            .collect();
+        for &it in items {
+            let mut it = it;
+            if it.time() < self.bound {
+                continue;
+            }
+            let r = it.series_ref();
+            *r = self.resolve(*r);
+            match self.owner(*r) {
+                Some(k) => parts[k].push(it),
+                None => self.unknown_refs += 1,
+            }
+        }
+        parts
+    }
+
+    fn chunks(&mut self, body: &[u8]) -> Result<(), RecordError> {
+        let n = self.txs.len();
+        let mut parts: Vec<Vec<(u64, Range<usize>)>> = vec![Vec::new(); n];
+        let mut dec = ChunksDecoder::new(body);
+        let mut chunks = Vec::new();
+        loop {
+            let start = dec.pos();
+            let Some(e) = dec.next_into(&mut chunks) else {
+                break;
+            };
+            let (r, _) = e?;
+            let r = self.resolve(r);
+            match self.owner(r) {
+                Some(k) => parts[k].push((r, start..dec.pos())),
+                None => self.unknown_refs += 1,
+            }
+        }
+        let body: Arc<[u8]> = Arc::from(body);
+        for (k, part) in parts.into_iter().enumerate() {
+            if !part.is_empty() {
+                self.send(k, Job::Chunks(body.clone(), part));
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, k: usize, job: Job) {
+        // A worker only stops early by panicking, which the join reports.
+        let _ = self.txs[k].send(job);
+    }
+}
+
+/// Logged items that belong to one series and to a time the min valid time applies to.
+trait Routed {
+    fn time(&self) -> i64;
+    fn series_ref(&mut self) -> &mut u64;
+}
+
+impl Routed for RefSample {
+    fn time(&self) -> i64 {
+        self.t
+    }
+    fn series_ref(&mut self) -> &mut u64 {
+        &mut self.series_ref
+    }
+}
+
+impl Routed for Tombstone {
+    /// A tombstone is kept if it reaches the bound.
+    fn time(&self) -> i64 {
+        self.maxt
+    }
+    fn series_ref(&mut self) -> &mut u64 {
+        &mut self.series_ref
     }
 }
 

@@ -28,6 +28,10 @@ pub struct MemSeries {
     pub labels: Box<[u8]>,
     pub chunks: Vec<ClosedChunk>,
     pub head: XorAppender,
+    /// Samples for it in appenders' uncommitted batches. A series with pending samples
+    /// is never collected, so a batch cannot lose samples to a truncation between
+    /// `append` and `commit` (Prometheus keeps such series the same way).
+    pub pending: u32,
     /// Whether a series record for it is in the WAL (and so it is in the postings).
     pub logged: bool,
 }
@@ -38,8 +42,34 @@ impl MemSeries {
             labels,
             chunks: Vec::new(),
             head: XorAppender::new(),
+            pending: 0,
             logged: false,
         }
+    }
+
+    /// Whether it holds no samples at all.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.head.is_empty()
+    }
+
+    /// Drops the chunks whose samples all lie before `mint` (the open one included);
+    /// returns how many. A chunk that straddles `mint` is kept whole.
+    pub fn truncate_chunks(&mut self, mint: i64) -> u64 {
+        let n = self.chunks.partition_point(|c| c.maxt < mint);
+        if n == 0 && self.head.last().is_none_or(|(t, _)| t >= mint) {
+            return 0;
+        }
+        self.chunks.drain(..n);
+        if self.chunks.is_empty() {
+            self.chunks = Vec::new();
+        }
+        let mut dropped = n as u64;
+        if self.head.last().is_some_and(|(t, _)| t < mint) {
+            // Nothing recent: the series has likely stopped, so give its buffer back.
+            self.head = XorAppender::new();
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Checks a sample against the newest stored one: `Ok(true)` to append, `Ok(false)`
@@ -175,6 +205,29 @@ mod tests {
         assert_eq!(XorIterator::new(&s.chunks[1].data).count(), 120);
         assert_eq!(s.head.num_samples(), 10);
         assert_eq!((s.min_time(), s.max_time()), (Some(0), Some(2490)));
+    }
+
+    #[test]
+    fn truncate_drops_only_chunks_wholly_before_mint() {
+        let mut s = series();
+        for i in 0..250 {
+            s.append(i * 10, 0.0).unwrap();
+        }
+        // Chunks: [0, 1190], [1200, 2390], open [2400, 2490].
+        assert_eq!(s.truncate_chunks(0), 0);
+        assert_eq!(s.truncate_chunks(1190), 0, "a straddling chunk stays");
+        assert_eq!(s.truncate_chunks(1191), 1);
+        assert_eq!(s.min_time(), Some(1200));
+        assert_eq!(s.truncate_chunks(2490), 1);
+        assert_eq!((s.chunks.len(), s.head.num_samples()), (0, 10));
+        assert!(!s.is_empty());
+        assert_eq!(s.truncate_chunks(2491), 1);
+        assert!(s.is_empty() && s.max_time().is_none());
+        // Appending after a full truncation starts a fresh chunk.
+        assert_eq!(
+            s.append(3000, 1.0),
+            Ok(Appended::Sample { new_chunk: true })
+        );
     }
 
     #[test]

@@ -53,6 +53,40 @@ impl Postings {
         }
     }
 
+    /// Removes `r`; true when nothing is left. A bitmap that shrinks to half the list
+    /// limit becomes a list again (not at the limit, so churn does not flip it back and
+    /// forth).
+    fn remove(&mut self, r: u32) -> bool {
+        match self {
+            Postings::One(x) => *x == r,
+            Postings::List(l) => {
+                let Ok(at) = l.binary_search(&r) else {
+                    return false;
+                };
+                if l.len() == 2 {
+                    *self = Postings::One(l[1 - at]);
+                } else {
+                    let mut v = l.to_vec();
+                    v.remove(at);
+                    *l = v.into_boxed_slice();
+                }
+                false
+            }
+            Postings::Bitmap(b) => {
+                b.remove(r);
+                if b.len() <= (LIST_MAX / 2) as u64 {
+                    let v: Vec<u32> = b.iter().collect();
+                    *self = match v.as_slice() {
+                        [] => return true,
+                        [one] => Postings::One(*one),
+                        _ => Postings::List(v.into_boxed_slice()),
+                    };
+                }
+                false
+            }
+        }
+    }
+
     pub fn len(&self) -> u64 {
         match self {
             Postings::One(_) => 1,
@@ -123,6 +157,25 @@ impl MemPostings {
                 Entry::Occupied(mut e) => e.get_mut().insert(r),
                 Entry::Vacant(e) => {
                     e.insert(Postings::One(r));
+                }
+            }
+        }
+    }
+
+    /// Takes series `r` out of the postings of each of its labels, dropping values and
+    /// names no series has any more.
+    pub fn remove<'a>(&mut self, r: u32, labels: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if !self.all.remove(r) {
+            return;
+        }
+        for (name, value) in labels {
+            let Some(values) = self.names.get_mut(name) else {
+                continue;
+            };
+            if values.get_mut(value).is_some_and(|p| p.remove(r)) {
+                values.remove(value);
+                if values.is_empty() {
+                    self.names.remove(name);
                 }
             }
         }
@@ -379,6 +432,47 @@ mod tests {
         assert_eq!(p.len(), 2 + LIST_MAX as u64);
         let b = p.to_bitmap();
         assert!(b.contains(5) && b.contains(100) && !b.contains(6));
+    }
+
+    #[test]
+    fn postings_shrink_back_as_series_leave() {
+        let mut p = Postings::One(1);
+        for r in 2..=40 {
+            p.insert(r);
+        }
+        assert!(matches!(p, Postings::Bitmap(_)));
+        assert!(!p.remove(99));
+        for r in 1..=24 {
+            assert!(!p.remove(r), "{r}");
+        }
+        assert!(matches!(&p, Postings::List(l) if l.len() == 16 && l[0] == 25));
+        for r in 25..=39 {
+            assert!(!p.remove(r));
+        }
+        assert!(matches!(p, Postings::One(40)));
+        assert!(!p.remove(39));
+        assert!(p.remove(40));
+    }
+
+    #[test]
+    fn remove_drops_empty_values_and_names() {
+        let mut p = MemPostings::new();
+        let (job, a, b, x, y) = (arc("job"), arc("a"), arc("b"), arc("x"), arc("y"));
+        p.add(1, [(&job, &a), (&x, &y)]);
+        p.add(2, [(&job, &a)]);
+        p.add(3, [(&job, &b)]);
+        p.remove(1, [("job", "a"), ("x", "y")]);
+        assert_eq!(p.label_names().collect::<Vec<_>>(), ["job"]);
+        assert_eq!(p.label_values("job").collect::<Vec<_>>(), ["a", "b"]);
+        p.remove(2, [("job", "a")]);
+        assert_eq!(p.label_values("job").collect::<Vec<_>>(), ["b"]);
+        // Removing twice, or a series never added, changes nothing.
+        p.remove(2, [("job", "b")]);
+        assert_eq!(p.get("job", "b").map(Postings::len), Some(1));
+        assert_eq!(p.all().iter().collect::<Vec<_>>(), [3]);
+        p.remove(3, [("job", "b")]);
+        assert_eq!(p.label_names().count(), 0);
+        assert!(p.all().is_empty());
     }
 
     #[test]

@@ -1,17 +1,29 @@
 //! Interned label strings and the compact encoding of a series' labels as symbol ids.
 //! Each distinct name or value is stored once; a series keeps only varint ids (about two
-//! bytes per label name or value) instead of two `String`s per label. Symbols are never
-//! removed (the head has no garbage collection yet).
+//! bytes per label name or value) instead of two `String`s per label. Each symbol counts
+//! the series that use it; when the head collects series, [`Symbols::sweep`] frees the
+//! strings no series uses any more and their ids are handed out again later.
 
 use crate::tsdb::varint::{get_uvarint, put_uvarint};
 use hashbrown::HashTable;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The string table. Ids are dense, in order of first use.
+/// The string table. Ids are dense, in order of first use, and reused after a sweep.
 pub struct Symbols {
     strs: Vec<Arc<str>>,
+    /// Series using each id. Atomic so that series can be created and collected under
+    /// the table's read lock; only [`Symbols::sweep`] (under the write lock) acts on zero.
+    refs: Vec<AtomicU32>,
     lookup: HashTable<u32>,
+    /// Ids swept last time: gone from `lookup` but their strings kept, because a query
+    /// may still resolve ids it copied before the sweep. Reusable from the next sweep.
+    retired: Vec<u32>,
+    /// Ids ready to be handed out again.
+    free: Vec<u32>,
+    /// What a freed id resolves to.
+    empty: Arc<str>,
     // Seeded per process: label values come from outside (remote write), so a fixed hash
     // would invite collision floods.
     state: foldhash::fast::RandomState,
@@ -27,17 +39,22 @@ impl Symbols {
     pub fn new() -> Self {
         Symbols {
             strs: Vec::new(),
+            refs: Vec::new(),
             lookup: HashTable::new(),
+            retired: Vec::new(),
+            free: Vec::new(),
+            empty: Arc::from(""),
             state: foldhash::fast::RandomState::default(),
         }
     }
 
+    /// Strings that can be looked up.
     pub fn len(&self) -> usize {
-        self.strs.len()
+        self.lookup.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.strs.is_empty()
+        self.lookup.is_empty()
     }
 
     /// The string for an id; the empty string for an id never handed out.
@@ -59,19 +76,80 @@ impl Symbols {
             .copied()
     }
 
-    /// The id for `s`, adding it if new.
+    /// The id for `s`, adding it if new. A new string starts with no users: the series
+    /// that uses it calls [`Symbols::retain`] before the table's lock is released, or a
+    /// sweep may free it.
     pub fn intern(&mut self, s: &str) -> u32 {
         if let Some(id) = self.lookup(s) {
             return id;
         }
-        let id = self.strs.len() as u32;
-        self.strs.push(Arc::from(s));
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.strs[id as usize] = Arc::from(s);
+                id
+            }
+            None => {
+                self.strs.push(Arc::from(s));
+                self.refs.push(AtomicU32::new(0));
+                (self.strs.len() - 1) as u32
+            }
+        };
         let h = self.state.hash_one(s);
         let (strs, state) = (&self.strs, &self.state);
         self.lookup.insert_unique(h, id, |&i| {
             state.hash_one(strs.get(i as usize).map_or("", |s| &**s))
         });
         id
+    }
+
+    /// Counts one more series using `id`.
+    #[inline]
+    pub fn retain(&self, id: u32) {
+        if let Some(r) = self.refs.get(id as usize) {
+            r.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one series fewer using `id`.
+    #[inline]
+    pub fn release(&self, id: u32) {
+        if let Some(r) = self.refs.get(id as usize) {
+            // Saturating: a miscount must not wrap into "used forever".
+            let _ = r.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    /// Series using `id`.
+    pub fn users(&self, id: u32) -> u32 {
+        self.refs
+            .get(id as usize)
+            .map_or(0, |r| r.load(Ordering::Relaxed))
+    }
+
+    /// Frees the strings no series uses: they leave the lookup now and their ids are
+    /// reused after the next sweep (see `retired`). Strings interned but never retained
+    /// (their series creation lost a race) are freed too. Returns how many left.
+    pub fn sweep(&mut self) -> usize {
+        for id in std::mem::take(&mut self.retired) {
+            self.strs[id as usize] = self.empty.clone();
+            self.free.push(id);
+        }
+        let mut gone = Vec::new();
+        for (id, r) in self.refs.iter().enumerate() {
+            if r.load(Ordering::Relaxed) == 0 && !Arc::ptr_eq(&self.strs[id], &self.empty) {
+                gone.push(id as u32);
+            }
+        }
+        for &id in &gone {
+            let s = &self.strs[id as usize];
+            let h = self.state.hash_one(&**s);
+            if let Ok(e) = self.lookup.find_entry(h, |&x| x == id) {
+                e.remove();
+            }
+        }
+        let n = gone.len();
+        self.retired = gone;
+        n
     }
 }
 
@@ -128,6 +206,43 @@ mod tests {
             assert_eq!(s.lookup(x), Some(i as u32));
         }
         assert_eq!(s.lookup(""), Some(5000));
+    }
+
+    #[test]
+    fn sweep_frees_unused_strings_and_reuses_ids_one_sweep_later() {
+        let mut s = Symbols::new();
+        let (a, b, c) = (s.intern("a"), s.intern("b"), s.intern("c"));
+        s.retain(a);
+        s.retain(b);
+        s.retain(b);
+        s.release(b);
+        // c was never retained: it goes too.
+        assert_eq!(s.sweep(), 1);
+        assert_eq!(
+            (s.lookup("c"), s.get(c)),
+            (None, "c"),
+            "kept for late readers"
+        );
+        assert_eq!(s.len(), 2);
+        s.release(b);
+        s.release(b);
+        assert_eq!(s.users(b), 0, "release saturates at zero");
+        assert_eq!(s.sweep(), 1);
+        assert_eq!(s.get(c), "", "freed on the second sweep");
+        assert_eq!((s.lookup("b"), s.get(b)), (None, "b"));
+        // c's id is reused; b's only after one more sweep.
+        assert_eq!(s.intern("d"), c);
+        s.retain(c);
+        assert_eq!(s.intern("e"), 3);
+        s.retain(3);
+        s.sweep();
+        assert_eq!(s.intern("f"), b);
+        assert_eq!(s.lookup("a"), Some(a));
+        assert_eq!(s.lookup("d"), Some(c));
+        assert_eq!(s.lookup("b"), None);
+        // A string interned again after it was freed gets a working id.
+        let b2 = s.intern("b");
+        assert_eq!((s.lookup("b"), s.get(b2)), (Some(b2), "b"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the current segment, and the replay reader that cuts a torn or corrupt tail instead of
 //! failing. It moves bytes only: what records mean is up to the head.
 
+pub mod checkpoint;
 pub mod record;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -28,6 +29,8 @@ pub enum WalError {
          restart to replay it"
     )]
     Failed,
+    #[error("encoding a write-ahead log record: {0}")]
+    Encode(#[from] snap::Error),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -314,6 +317,27 @@ impl Writer {
     pub fn segment(&self) -> u32 {
         self.index
     }
+
+    /// Closes the segment being written (fsynced) and starts the next one; returns the
+    /// number of the closed segment, which a checkpoint can now cover.
+    pub fn cut(&mut self) -> Result<u32, WalError> {
+        if self.failed {
+            return Err(WalError::Failed);
+        }
+        let closed = self.index;
+        self.roll()?;
+        Ok(closed)
+    }
+
+    /// The WAL directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The size at which segments roll (checkpoints use it too).
+    pub fn segment_size(&self) -> u64 {
+        self.segment_size
+    }
 }
 
 /// Why a record could not be read.
@@ -386,77 +410,151 @@ impl<R: Read> SegmentReader<R> {
 pub struct ReplayOutcome {
     /// The last segment kept and its length after any cut: where writing continues.
     pub last_segment: Option<(u32, u64)>,
+    /// The checkpoint replayed first, if any.
+    pub checkpoint: Option<u32>,
     pub records: u64,
     pub corruptions: u64,
 }
 
-/// Reads every record of every segment in order, handing each body to `apply`. At the
-/// first damaged record (torn, bad checksum, bad snappy, unknown type, or a body `apply`
-/// rejects) the segment is truncated there, later segments are deleted, a warning names
-/// the file and offset, and replay ends successfully. Only I/O errors fail it.
+/// Reusable state for reading segments one after another.
+struct Buffers {
+    payload: Vec<u8>,
+    body: Vec<u8>,
+    snappy: snap::raw::Decoder,
+}
+
+/// Where reading one segment stopped.
+enum SegmentEnd {
+    /// Read to its end, this long.
+    Clean(u64),
+    /// Damaged at this offset, for this reason.
+    Damaged(u64, String),
+}
+
+/// Reads one segment's records, handing each to `apply`; returns how it ended.
+fn read_segment<E: std::fmt::Display>(
+    path: &Path,
+    bufs: &mut Buffers,
+    out: &mut ReplayOutcome,
+    apply: &mut impl FnMut(RecordType, &[u8]) -> Result<(), E>,
+) -> Result<SegmentEnd, WalError> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let size = file.metadata().map_err(io_err(path))?.len();
+    let mut seg = SegmentReader {
+        r: BufReader::with_capacity(1 << 20, file),
+        remaining: size,
+        payload: std::mem::take(&mut bufs.payload),
+        body: std::mem::take(&mut bufs.body),
+        snappy: std::mem::replace(&mut bufs.snappy, snap::raw::Decoder::new()),
+    };
+    let mut offset = 0u64;
+    let end = loop {
+        match seg.next() {
+            Ok(None) => break SegmentEnd::Clean(offset),
+            Ok(Some((typ, framed))) => match apply(typ, &seg.body) {
+                Ok(()) => {
+                    out.records += 1;
+                    offset += framed;
+                }
+                Err(e) => {
+                    break SegmentEnd::Damaged(offset, format!("malformed {typ:?} record: {e}"));
+                }
+            },
+            Err(ReadError::Corrupt(why)) => break SegmentEnd::Damaged(offset, why),
+            Err(ReadError::Io(e)) => return Err(io_err(path)(e)),
+        }
+    };
+    (bufs.payload, bufs.body, bufs.snappy) = (seg.payload, seg.body, seg.snappy);
+    Ok(end)
+}
+
+/// Replays the WAL directory: the newest checkpoint first, then every segment after it,
+/// in order, handing each record body to `apply`.
+///
+/// At the first damaged record of a segment (torn, bad checksum, bad snappy, unknown
+/// type, or a body `apply` rejects) the segment is truncated there, later segments are
+/// deleted, a warning names the file and offset, and replay ends successfully. Damage
+/// inside a checkpoint (which was fsynced whole, so it is real disk damage) stops
+/// reading the checkpoint with an error log; the segments after it are still read.
+/// Leftovers of interrupted checkpoints are removed first, and files the checkpoint
+/// covers (left by a crash before their deletion) are deleted after. Only I/O errors
+/// fail replay.
 pub fn replay<E: std::fmt::Display>(
     dir: &Path,
     mut apply: impl FnMut(RecordType, &[u8]) -> Result<(), E>,
 ) -> Result<ReplayOutcome, WalError> {
-    let segs = list_segments(dir)?;
+    checkpoint::remove_unfinished(dir)?;
     let mut out = ReplayOutcome::default();
-    // Buffers and the decoder carry over from segment to segment.
-    let (mut payload, mut body) = (Vec::new(), Vec::new());
-    let mut snappy = snap::raw::Decoder::new();
+    let mut bufs = Buffers {
+        payload: Vec::new(),
+        body: Vec::new(),
+        snappy: snap::raw::Decoder::new(),
+    };
+    let mut first = 0u32;
+    if let Some((n, cp)) = checkpoint::list_checkpoints(dir)?.pop() {
+        out.checkpoint = Some(n);
+        first = n.saturating_add(1);
+        for (_, path) in list_segments(&cp)? {
+            if let SegmentEnd::Damaged(offset, why) =
+                read_segment(&path, &mut bufs, &mut out, &mut apply)?
+            {
+                out.corruptions += 1;
+                tracing::error!(
+                    checkpoint = %path.display(),
+                    offset,
+                    reason = %why,
+                    "write-ahead log checkpoint is damaged; the data after this point in it is lost"
+                );
+                break;
+            }
+        }
+    }
+    let segs: Vec<(u32, PathBuf)> = list_segments(dir)?
+        .into_iter()
+        .filter(|(i, _)| *i >= first)
+        .collect();
     for (i, (index, path)) in segs.iter().enumerate() {
-        if let Some((prev, _)) = out.last_segment
-            && *index != prev + 1
-        {
-            tracing::warn!(segment = %path.display(), previous = prev, "write-ahead log segments are not consecutive");
-        }
-        let file = File::open(path).map_err(io_err(path))?;
-        let size = file.metadata().map_err(io_err(path))?.len();
-        let mut seg = SegmentReader {
-            r: BufReader::with_capacity(1 << 20, file),
-            remaining: size,
-            payload: std::mem::take(&mut payload),
-            body: std::mem::take(&mut body),
-            snappy,
+        let expected = match out.last_segment {
+            Some((prev, _)) => prev + 1,
+            None => first,
         };
-        let mut offset = 0u64;
-        let damage = loop {
-            match seg.next() {
-                Ok(None) => break None,
-                Ok(Some((typ, framed))) => match apply(typ, &seg.body) {
-                    Ok(()) => {
-                        out.records += 1;
-                        offset += framed;
-                    }
-                    Err(e) => break Some(format!("malformed {typ:?} record: {e}")),
-                },
-                Err(ReadError::Corrupt(why)) => break Some(why),
-                Err(ReadError::Io(e)) => return Err(io_err(path)(e)),
-            }
-        };
-        (payload, body, snappy) = (seg.payload, seg.body, seg.snappy);
-        out.last_segment = Some((*index, offset));
-        if let Some(why) = damage {
-            out.corruptions += 1;
-            let later: Vec<&PathBuf> = segs[i + 1..].iter().map(|(_, p)| p).collect();
-            tracing::warn!(
-                segment = %path.display(),
-                offset,
-                reason = %why,
-                deleted_later_segments = later.len(),
-                "write-ahead log is damaged; cutting it at the last good record"
-            );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(io_err(path))?;
-            f.set_len(offset).map_err(io_err(path))?;
-            f.sync_all().map_err(io_err(path))?;
-            for p in later {
-                fs::remove_file(p).map_err(io_err(p))?;
-            }
-            sync_dir(dir)?;
-            break;
+        if *index != expected && (out.last_segment.is_some() || out.checkpoint.is_some()) {
+            tracing::warn!(segment = %path.display(), expected, "write-ahead log segments are not consecutive");
         }
+        let end = read_segment(path, &mut bufs, &mut out, &mut apply)?;
+        match end {
+            SegmentEnd::Clean(len) => out.last_segment = Some((*index, len)),
+            SegmentEnd::Damaged(offset, why) => {
+                out.last_segment = Some((*index, offset));
+                out.corruptions += 1;
+                let later: Vec<&PathBuf> = segs[i + 1..].iter().map(|(_, p)| p).collect();
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset,
+                    reason = %why,
+                    deleted_later_segments = later.len(),
+                    "write-ahead log is damaged; cutting it at the last good record"
+                );
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(io_err(path))?;
+                f.set_len(offset).map_err(io_err(path))?;
+                f.sync_all().map_err(io_err(path))?;
+                for p in later {
+                    fs::remove_file(p).map_err(io_err(p))?;
+                }
+                sync_dir(dir)?;
+                break;
+            }
+        }
+    }
+    if let Some(n) = out.checkpoint {
+        if out.last_segment.is_none() {
+            // Everything is in the checkpoint: writing starts on the segment after it.
+            out.last_segment = Some((first, 0));
+        }
+        checkpoint::delete_covered(dir, n)?;
     }
     Ok(out)
 }

@@ -1,8 +1,10 @@
 //! WAL record framing and bodies. A record is `length | crc32 | type | snappy payload`
-//! (see `docs/format/wal.md`); bodies are series records (ref + labels) and samples
-//! records (ref, timestamp, value; refs and timestamps delta-encoded against the previous
-//! sample). Encoding appends to caller-owned buffers and decoding fills caller-owned
-//! vectors, so neither allocates per sample. Knows nothing about files or the head.
+//! (see `docs/format/wal.md`); bodies are series records (ref + labels), samples records
+//! (ref, timestamp, value; refs and timestamps delta-encoded against the previous
+//! sample), tombstones (deleted intervals), the head's min valid time (logged by a
+//! truncation), and chunks (whole XOR chunks, written by checkpoints). Encoding appends
+//! to caller-owned buffers and decoding fills caller-owned vectors, so neither allocates
+//! per sample. Knows nothing about files or the head.
 
 use crate::tsdb::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
 
@@ -23,6 +25,9 @@ pub const MAX_SERIES_PER_RECORD: usize = 1 << 16;
 pub enum RecordType {
     Series = 1,
     Samples = 2,
+    Tombstones = 3,
+    MinValidTime = 4,
+    Chunks = 5,
 }
 
 impl RecordType {
@@ -30,6 +35,9 @@ impl RecordType {
         match b {
             1 => Some(RecordType::Series),
             2 => Some(RecordType::Samples),
+            3 => Some(RecordType::Tombstones),
+            4 => Some(RecordType::MinValidTime),
+            5 => Some(RecordType::Chunks),
             _ => None,
         }
     }
@@ -46,6 +54,8 @@ pub enum RecordError {
     ZeroRef,
     #[error("invalid series: {0}")]
     BadSeries(&'static str),
+    #[error("bytes left after the record's value")]
+    Trailing,
 }
 
 /// The CRC stored in a header: over the type byte and the compressed payload.
@@ -208,6 +218,170 @@ pub fn decode_samples(body: &[u8], out: &mut Vec<RefSample>) -> Result<(), Recor
     Ok(())
 }
 
+/// One deleted interval of a series, as logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tombstone {
+    pub series_ref: u64,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
+/// One tombstone entry: `uvarint ref, varint mint, varint maxt` (both inclusive).
+pub fn encode_tombstone(out: &mut Vec<u8>, t: &Tombstone) {
+    put_uvarint(out, t.series_ref);
+    put_varint(out, t.mint);
+    put_varint(out, t.maxt);
+}
+
+/// Decodes a whole tombstones record into `out` (cleared first).
+pub fn decode_tombstones(body: &[u8], out: &mut Vec<Tombstone>) -> Result<(), RecordError> {
+    out.clear();
+    let mut pos = 0;
+    while pos < body.len() {
+        let series_ref = get_uvarint(body, &mut pos).ok_or(RecordError::Truncated)?;
+        if series_ref == 0 {
+            return Err(RecordError::ZeroRef);
+        }
+        let mint = get_varint(body, &mut pos).ok_or(RecordError::Truncated)?;
+        let maxt = get_varint(body, &mut pos).ok_or(RecordError::Truncated)?;
+        out.push(Tombstone {
+            series_ref,
+            mint,
+            maxt,
+        });
+    }
+    Ok(())
+}
+
+/// The body of a min valid time record: one `varint`.
+pub fn encode_min_valid_time(out: &mut Vec<u8>, mint: i64) {
+    put_varint(out, mint);
+}
+
+pub fn decode_min_valid_time(body: &[u8]) -> Result<i64, RecordError> {
+    let mut pos = 0;
+    let t = get_varint(body, &mut pos).ok_or(RecordError::Truncated)?;
+    if pos != body.len() {
+        return Err(RecordError::Trailing);
+    }
+    Ok(t)
+}
+
+/// Appends a framed min valid time record to `out`.
+pub fn frame_min_valid_time(out: &mut Vec<u8>, mint: i64) -> Result<(), snap::Error> {
+    let mut body = Vec::with_capacity(10);
+    encode_min_valid_time(&mut body, mint);
+    frame(
+        out,
+        RecordType::MinValidTime,
+        &body,
+        &mut snap::raw::Encoder::new(),
+    )
+}
+
+/// One chunk of a chunks entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkEntry<'a> {
+    pub mint: i64,
+    pub maxt: i64,
+    /// A whole XOR chunk, its 2-byte sample count included.
+    pub data: &'a [u8],
+}
+
+/// Starts a chunks entry: `uvarint ref, u8 flags, uvarint n`; `n` chunks follow, each
+/// written by [`encode_chunk`]. Flag bit 0: the last chunk is the series' open chunk.
+pub fn encode_chunks_header(out: &mut Vec<u8>, series_ref: u64, last_open: bool, n: usize) {
+    put_uvarint(out, series_ref);
+    out.push(u8::from(last_open));
+    put_uvarint(out, n as u64);
+}
+
+/// One chunk: `varint mint, varint maxt − mint, uvarint len, len bytes`.
+pub fn encode_chunk(out: &mut Vec<u8>, mint: i64, maxt: i64, data: &[u8]) {
+    put_varint(out, mint);
+    put_uvarint(out, maxt.wrapping_sub(mint) as u64);
+    put_uvarint(out, data.len() as u64);
+    out.extend_from_slice(data);
+}
+
+/// Walks the entries of a chunks record, borrowing chunk bytes from the body.
+pub struct ChunksDecoder<'a> {
+    body: &'a [u8],
+    pos: usize,
+}
+
+/// One series' entry in a chunks record.
+pub struct ChunksEntry<'a> {
+    pub series_ref: u64,
+    pub last_open: bool,
+    pub chunks: Vec<ChunkEntry<'a>>,
+}
+
+impl<'a> ChunksDecoder<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        ChunksDecoder { body, pos: 0 }
+    }
+
+    /// The offset of the next entry in the body.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The next entry's chunks into `chunks` (cleared first), with its ref and flag;
+    /// `None` at the end of the body.
+    pub fn next_into(
+        &mut self,
+        chunks: &mut Vec<ChunkEntry<'a>>,
+    ) -> Option<Result<(u64, bool), RecordError>> {
+        if self.pos >= self.body.len() {
+            return None;
+        }
+        Some(self.read_entry(chunks))
+    }
+
+    fn read_entry(&mut self, chunks: &mut Vec<ChunkEntry<'a>>) -> Result<(u64, bool), RecordError> {
+        chunks.clear();
+        let (body, pos) = (self.body, &mut self.pos);
+        let series_ref = get_uvarint(body, pos).ok_or(RecordError::Truncated)?;
+        if series_ref == 0 {
+            return Err(RecordError::ZeroRef);
+        }
+        let flags = *body.get(*pos).ok_or(RecordError::Truncated)?;
+        *pos += 1;
+        let n = get_uvarint(body, pos).ok_or(RecordError::Truncated)?;
+        for _ in 0..n {
+            let mint = get_varint(body, pos).ok_or(RecordError::Truncated)?;
+            let span = get_uvarint(body, pos).ok_or(RecordError::Truncated)?;
+            let len = get_uvarint(body, pos).ok_or(RecordError::Truncated)? as usize;
+            let end = pos.checked_add(len).ok_or(RecordError::Truncated)?;
+            let data = body.get(*pos..end).ok_or(RecordError::Truncated)?;
+            *pos = end;
+            chunks.push(ChunkEntry {
+                mint,
+                maxt: mint.wrapping_add(span as i64),
+                data,
+            });
+        }
+        Ok((series_ref, flags & 1 == 1))
+    }
+}
+
+/// Decodes a whole chunks record, for checking it before anything is applied.
+pub fn decode_chunks(body: &[u8]) -> Result<Vec<ChunksEntry<'_>>, RecordError> {
+    let mut dec = ChunksDecoder::new(body);
+    let mut out = Vec::new();
+    let mut chunks = Vec::new();
+    while let Some(e) = dec.next_into(&mut chunks) {
+        let (series_ref, last_open) = e?;
+        out.push(ChunksEntry {
+            series_ref,
+            last_open,
+            chunks: std::mem::take(&mut chunks),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +480,78 @@ mod tests {
             decode_series(&[1, 0xff, 0xff, 0xff, 0xff, 0x0f]),
             Err(RecordError::Truncated)
         );
+    }
+
+    #[test]
+    fn tombstones_and_min_valid_time_round_trip() {
+        let ts = [
+            Tombstone {
+                series_ref: 5,
+                mint: -10,
+                maxt: 20,
+            },
+            Tombstone {
+                series_ref: 1,
+                mint: i64::MIN,
+                maxt: i64::MAX,
+            },
+        ];
+        let mut body = Vec::new();
+        for t in &ts {
+            encode_tombstone(&mut body, t);
+        }
+        let mut out = Vec::new();
+        decode_tombstones(&body, &mut out).unwrap();
+        assert_eq!(out, ts);
+        for cut in 1..body.len() {
+            let r = decode_tombstones(&body[..cut], &mut out);
+            assert!(r.is_err() || cut == 3, "cut {cut}");
+        }
+        assert_eq!(
+            decode_tombstones(&[0, 0, 0], &mut out),
+            Err(RecordError::ZeroRef)
+        );
+        let mut b = Vec::new();
+        encode_min_valid_time(&mut b, -7_200_000);
+        assert_eq!(decode_min_valid_time(&b), Ok(-7_200_000));
+        assert_eq!(decode_min_valid_time(&[]), Err(RecordError::Truncated));
+        b.push(0);
+        assert_eq!(decode_min_valid_time(&b), Err(RecordError::Trailing));
+    }
+
+    #[test]
+    fn chunks_round_trip() {
+        let mut body = Vec::new();
+        encode_chunks_header(&mut body, 3, true, 2);
+        encode_chunk(&mut body, 100, 200, b"abc");
+        encode_chunk(&mut body, 300, 300, b"");
+        encode_chunks_header(&mut body, 9, false, 0);
+        let got = decode_chunks(&body).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].series_ref, got[0].last_open), (3, true));
+        assert_eq!(
+            got[0].chunks,
+            [
+                ChunkEntry {
+                    mint: 100,
+                    maxt: 200,
+                    data: b"abc"
+                },
+                ChunkEntry {
+                    mint: 300,
+                    maxt: 300,
+                    data: b""
+                }
+            ]
+        );
+        assert_eq!(
+            (got[1].series_ref, got[1].last_open, got[1].chunks.len()),
+            (9, false, 0)
+        );
+        let whole = body.len();
+        for cut in 1..whole - 3 {
+            assert!(decode_chunks(&body[..cut]).is_err(), "cut {cut}");
+        }
     }
 
     #[test]
