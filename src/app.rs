@@ -38,6 +38,8 @@ pub struct App {
     pub flags: Vec<(String, String)>,
     pub started_at_ms: i64,
     pub lifecycle_enabled: bool,
+    /// `--web.enable-admin-api`: the /api/v1/admin endpoints answer.
+    pub admin_enabled: bool,
     pub ready: AtomicBool,
     /// Largest accepted remote-write body, compressed.
     pub remote_write_max_bytes: usize,

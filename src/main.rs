@@ -5,6 +5,7 @@
 use anyhow::Context;
 use cairn::app::{App, Loaded};
 use cairn::model::time::{PromDuration, now_ms};
+use cairn::model::units::ByteSize;
 use cairn::{config, discovery, http, promql, scrape, tsdb};
 use clap::Parser;
 use parking_lot::{Mutex, RwLock};
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 /// A Prometheus-compatible monitoring server with its own time-series database.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about)]
+#[command(name = "cairn", version, about, args_override_self = true)]
 struct Flags {
     /// Configuration file path (Prometheus's schema).
     #[arg(long = "config.file", default_value = "config.yml")]
@@ -22,9 +23,43 @@ struct Flags {
     /// Base path for metrics storage.
     #[arg(long = "storage.tsdb.path", default_value = "data/")]
     tsdb_path: PathBuf,
-    /// How long to retain samples in storage (enforced once blocks land).
+    /// How long to retain samples in storage: raw blocks, and downsampled ones unless
+    /// their own retention flags say otherwise.
     #[arg(long = "storage.tsdb.retention.time", default_value = "15d")]
     retention_time: PromDuration,
+    /// The most bytes blocks and WAL may take (units B, KB, MB, GB, TB, PB, EB, powers
+    /// of 1024); the oldest blocks are deleted first. 0: no limit.
+    #[arg(long = "storage.tsdb.retention.size", default_value = "0")]
+    retention_size: ByteSize,
+    /// Retention of raw samples (default: --storage.tsdb.retention.time).
+    #[arg(long = "storage.tsdb.retention.raw")]
+    retention_raw: Option<PromDuration>,
+    /// Retention of the 5m-resolution copies (default: --storage.tsdb.retention.time).
+    #[arg(long = "storage.tsdb.retention.5m")]
+    retention_5m: Option<PromDuration>,
+    /// Retention of the 1h-resolution copies (default: --storage.tsdb.retention.time).
+    #[arg(long = "storage.tsdb.retention.1h")]
+    retention_1h: Option<PromDuration>,
+    /// The time range of a block cut from the head.
+    #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h")]
+    min_block_duration: PromDuration,
+    /// The largest range compaction builds (default: 10% of retention, at most 31d).
+    #[arg(long = "storage.tsdb.max-block-duration")]
+    max_block_duration: Option<PromDuration>,
+    /// How often the background maintenance runs (cut head blocks, compact,
+    /// downsample, apply retention); 0s turns it off. Prometheus runs it every minute.
+    #[arg(
+        long = "storage.tsdb.maintenance-interval",
+        default_value = "1m",
+        hide = true
+    )]
+    maintenance_interval: PromDuration,
+    /// Raw blocks ending this long before the newest sample get a 5m-resolution copy.
+    #[arg(long = "storage.tsdb.downsample.5m-after", default_value = "40h")]
+    downsample_5m_after: PromDuration,
+    /// 5m blocks ending this long before the newest sample get a 1h-resolution copy.
+    #[arg(long = "storage.tsdb.downsample.1h-after", default_value = "10d")]
+    downsample_1h_after: PromDuration,
     /// How often the write-ahead log is fsynced; 0s fsyncs on every commit. Samples are
     /// written to the OS before they are acknowledged either way, so they survive a
     /// crash of cairn; this bounds what a power loss can take.
@@ -36,6 +71,10 @@ struct Flags {
     /// Enable shutdown and reload via HTTP request.
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// Enable the admin endpoints under /api/v1/admin (delete_series,
+    /// clean_tombstones, snapshot).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
     /// Accepted for compatibility: cairn's remote write receiver is always on
     /// (Prometheus needs this flag to enable it).
     #[arg(long = "web.enable-remote-write-receiver")]
@@ -74,6 +113,18 @@ impl Flags {
                 self.retention_time.to_string(),
             ),
             (
+                "storage.tsdb.retention.size".into(),
+                self.retention_size.to_string(),
+            ),
+            (
+                "storage.tsdb.min-block-duration".into(),
+                self.min_block_duration.to_string(),
+            ),
+            (
+                "web.enable-admin-api".into(),
+                self.enable_admin_api.to_string(),
+            ),
+            (
                 "storage.tsdb.wal-fsync-interval".into(),
                 self.wal_fsync_interval.to_string(),
             ),
@@ -92,6 +143,26 @@ impl Flags {
             ),
             ("log.level".into(), self.log_level.clone()),
         ]
+    }
+}
+
+impl Flags {
+    fn db_options(&self) -> tsdb::DbOptions {
+        let or_time = |d: &Option<PromDuration>| d.map_or(self.retention_time.0, |d| d.0);
+        tsdb::DbOptions {
+            wal_fsync_interval: self.wal_fsync_interval.0,
+            min_block_duration: self.min_block_duration.0,
+            max_block_duration: self.max_block_duration.map(|d| d.0),
+            retention: tsdb::RetentionOptions {
+                raw: or_time(&self.retention_raw),
+                res_5m: or_time(&self.retention_5m),
+                res_1h: or_time(&self.retention_1h),
+                max_bytes: self.retention_size.0,
+            },
+            downsample_5m_after: self.downsample_5m_after.0,
+            downsample_1h_after: self.downsample_1h_after.0,
+            ..Default::default()
+        }
     }
 }
 
@@ -119,16 +190,18 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     std::fs::create_dir_all(&flags.tsdb_path)
         .with_context(|| format!("creating {}", flags.tsdb_path.display()))?;
     let started = std::time::Instant::now();
-    let db = tsdb::Db::open(
-        &flags.tsdb_path,
-        tsdb::DbOptions {
-            wal_fsync_interval: flags.wal_fsync_interval.0,
-            ..Default::default()
-        },
-    )
-    .with_context(|| format!("opening storage at {}", flags.tsdb_path.display()))?;
+    let db = tsdb::Db::open(&flags.tsdb_path, flags.db_options())
+        .with_context(|| format!("opening storage at {}", flags.tsdb_path.display()))?;
     tracing::info!(elapsed = ?started.elapsed(), series = db.stats().num_series, "storage ready");
 
+    let _maintenance = if flags.maintenance_interval.0.is_zero() {
+        None
+    } else {
+        Some(
+            db.start_maintenance(flags.maintenance_interval.0)
+                .context("starting the storage maintenance thread")?,
+        )
+    };
     let storage: Arc<dyn cairn::storage::Storage> = Arc::new(db.clone());
     let (disc, mut targets_rx) = discovery::Manager::new();
     let scrape = Arc::new(Mutex::new(scrape::ScrapeManager::new(storage.clone())));
@@ -158,6 +231,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         flags: flags.as_pairs(),
         started_at_ms: now_ms(),
         lifecycle_enabled: flags.enable_lifecycle,
+        admin_enabled: flags.enable_admin_api,
         ready: AtomicBool::new(false),
         remote_write_max_bytes: flags.remote_write_max_bytes,
         retention: flags.retention_time.to_string(),

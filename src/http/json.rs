@@ -15,6 +15,8 @@ pub enum ErrorType {
     Execution,
     Timeout,
     Internal,
+    /// A feature switched off or not ready (Prometheus's `unavailable`, 503).
+    Unavailable,
 }
 
 impl ErrorType {
@@ -24,6 +26,7 @@ impl ErrorType {
             ErrorType::Execution => "execution",
             ErrorType::Timeout => "timeout",
             ErrorType::Internal => "internal",
+            ErrorType::Unavailable => "unavailable",
         }
     }
 
@@ -33,6 +36,7 @@ impl ErrorType {
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

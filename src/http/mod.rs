@@ -2,6 +2,7 @@
 //! `/-/`, cairn's own `/metrics`, and the built-in UI. Handlers are thin: they parse
 //! parameters, call into the app on the blocking pool where work is heavy, and encode.
 
+mod admin;
 mod ast_json;
 mod json;
 mod lifecycle;
@@ -47,6 +48,25 @@ pub fn router(state: S) -> Router {
         .route(
             "/status/runtimeinfo",
             get(|State(s): State<S>| status::runtimeinfo(s)),
+        )
+        .route(
+            "/admin/tsdb/snapshot",
+            post(|State(s): State<S>, P(p): P| async move { respond(admin::snapshot(s, p).await) })
+                .put(|State(s): State<S>, P(p): P| async move { respond(admin::snapshot(s, p).await) }),
+        )
+        .route(
+            "/admin/tsdb/delete_series",
+            post(|State(s): State<S>, P(p): P| async move {
+                respond(admin::delete_series(s, p).await)
+            })
+            .put(|State(s): State<S>, P(p): P| async move {
+                respond(admin::delete_series(s, p).await)
+            }),
+        )
+        .route(
+            "/admin/tsdb/clean_tombstones",
+            post(|State(s): State<S>| async move { respond(admin::clean_tombstones(s).await) })
+                .put(|State(s): State<S>| async move { respond(admin::clean_tombstones(s).await) }),
         )
         .route(
             "/write",

@@ -30,6 +30,48 @@ pub(super) fn write(out: &mut String, s: &HeadStats, wal: &WalMetrics) {
     );
     family(
         out,
+        "cairn_tsdb_head_blocks_written_total",
+        "counter",
+        "Blocks cut from the head.",
+        s.head_blocks_written,
+    );
+    family(
+        out,
+        "cairn_tsdb_compactions_total",
+        "counter",
+        "Total number of compactions that were executed for the partition.",
+        s.compactions,
+    );
+    family(
+        out,
+        "cairn_tsdb_compactions_failed_total",
+        "counter",
+        "Total number of maintenance rounds that failed.",
+        s.compactions_failed,
+    );
+    family(
+        out,
+        "cairn_tsdb_downsamplings_total",
+        "counter",
+        "Downsampled block copies made.",
+        s.downsamplings,
+    );
+    family(
+        out,
+        "cairn_tsdb_time_retentions_total",
+        "counter",
+        "Blocks deleted because retention (time or size) expired them.",
+        s.retention_deletions,
+    );
+    family(
+        out,
+        "cairn_tsdb_storage_blocks_bytes",
+        "gauge",
+        "The number of bytes that are currently used for local storage by all blocks.",
+        s.blocks_bytes,
+    );
+    family(
+        out,
         "cairn_tsdb_head_series",
         "gauge",
         "Total number of series in the head block.",
@@ -155,7 +197,7 @@ mod tests {
         let helps = out.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 16);
+        assert_eq!(helps, 22);
         for l in out.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = l.split_once(' ').unwrap();
             assert!(name.starts_with("cairn_tsdb_"), "{l}");

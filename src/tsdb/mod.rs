@@ -20,14 +20,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admin;
 pub mod block;
 pub mod chunkenc;
 pub mod compact;
+pub(crate) mod fault;
 pub mod head;
 pub mod index;
+mod maintenance;
 mod metrics;
 pub mod querier;
 pub mod resolution;
+pub use maintenance::{MaintenanceHandle, RoundReport};
 pub mod varint;
 pub mod wal;
 
@@ -43,21 +47,67 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wal::{Wal, WalError, WalMetrics};
 
-/// How the database writes its WAL.
+/// How long blocks are kept, per resolution, and how much disk they may take.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionOptions {
+    /// Raw blocks older than this (behind the newest block's end) are deleted.
+    pub raw: Duration,
+    pub res_5m: Duration,
+    pub res_1h: Duration,
+    /// Blocks plus WAL beyond this many bytes: oldest blocks go first. 0: no limit.
+    pub max_bytes: u64,
+}
+
+/// How the database writes its WAL, cuts blocks, compacts, downsamples and retains.
 #[derive(Clone, Debug)]
 pub struct DbOptions {
     /// How often a background thread fsyncs the WAL; zero fsyncs on every commit.
     pub wal_fsync_interval: Duration,
     /// The size at which the WAL starts a new segment file.
     pub wal_segment_size: u64,
+    /// The range of a block cut from the head (Prometheus's min-block-duration).
+    pub min_block_duration: Duration,
+    /// The largest range compaction builds; `None`: 10% of the longest retention,
+    /// at most 31 days, as Prometheus.
+    pub max_block_duration: Option<Duration>,
+    pub retention: RetentionOptions,
+    /// A raw block ending this long before the newest data gets a 5m copy.
+    pub downsample_5m_after: Duration,
+    /// A 5m block ending this long before the newest data gets a 1h copy.
+    pub downsample_1h_after: Duration,
 }
+
+const DAY: Duration = Duration::from_secs(86_400);
+const HOUR: Duration = Duration::from_secs(3_600);
 
 impl Default for DbOptions {
     fn default() -> Self {
         DbOptions {
             wal_fsync_interval: Duration::from_secs(1),
             wal_segment_size: 128 << 20,
+            min_block_duration: 2 * HOUR,
+            max_block_duration: None,
+            retention: RetentionOptions {
+                raw: 15 * DAY,
+                res_5m: 15 * DAY,
+                res_1h: 15 * DAY,
+                max_bytes: 0,
+            },
+            downsample_5m_after: 40 * HOUR,
+            downsample_1h_after: 10 * DAY,
         }
+    }
+}
+
+impl DbOptions {
+    /// The longest block compaction may build: the flag, else 10% of the longest
+    /// retention capped at 31 days; never below the head's block range.
+    pub fn max_block_duration(&self) -> Duration {
+        let r = &self.retention;
+        let longest = r.raw.max(r.res_5m).max(r.res_1h);
+        self.max_block_duration
+            .unwrap_or_else(|| (longest / 10).min(31 * DAY))
+            .max(self.min_block_duration)
     }
 }
 
@@ -76,6 +126,10 @@ pub enum TsdbError {
     Locked(PathBuf),
     #[error(transparent)]
     Wal(#[from] WalError),
+    #[error(transparent)]
+    Block(#[from] block::BlockError),
+    #[error(transparent)]
+    Compact(#[from] compact::CompactError),
 }
 
 /// A snapshot of the head's size and counters.
@@ -105,11 +159,32 @@ pub struct HeadStats {
     pub blocks_loaded: u64,
     /// Blocks moved to `quarantine/` because they failed verification, since start.
     pub blocks_quarantined: u64,
+    /// Blocks cut from the head since start.
+    pub head_blocks_written: u64,
+    /// Compactions (merges and tombstone cleanings) done since start.
+    pub compactions: u64,
+    /// Maintenance rounds that failed since start.
+    pub compactions_failed: u64,
+    /// Downsampled copies made since start.
+    pub downsamplings: u64,
+    /// Blocks deleted by retention since start.
+    pub retention_deletions: u64,
+    /// Bytes of the blocks being served.
+    pub blocks_bytes: u64,
 }
 
 struct DbInner {
     dir: PathBuf,
+    opts: DbOptions,
     head: Arc<Head>,
+    /// Held by a maintenance step (head cut, compaction, downsampling, retention,
+    /// tombstone cleaning): one at a time.
+    maintenance: parking_lot::Mutex<()>,
+    head_blocks_written: AtomicU64,
+    compactions: AtomicU64,
+    compactions_failed: AtomicU64,
+    downsamplings: AtomicU64,
+    retention_deletions: AtomicU64,
     /// Open blocks, sorted by min time.
     blocks: RwLock<Vec<Arc<Block>>>,
     blocks_quarantined: AtomicU64,
@@ -177,7 +252,14 @@ impl Db {
         Ok(Db {
             inner: Arc::new(DbInner {
                 dir: dir.to_path_buf(),
+                opts,
                 head,
+                maintenance: parking_lot::Mutex::new(()),
+                head_blocks_written: AtomicU64::new(0),
+                compactions: AtomicU64::new(0),
+                compactions_failed: AtomicU64::new(0),
+                downsamplings: AtomicU64::new(0),
+                retention_deletions: AtomicU64::new(0),
                 blocks: RwLock::new(blocks),
                 blocks_quarantined: AtomicU64::new(quarantined),
                 wal_metrics,
@@ -214,6 +296,18 @@ impl Db {
             replay_duration: self.inner.replay_duration,
             blocks_loaded: self.inner.blocks.read().len() as u64,
             blocks_quarantined: load(&self.inner.blocks_quarantined),
+            head_blocks_written: load(&self.inner.head_blocks_written),
+            compactions: load(&self.inner.compactions),
+            compactions_failed: load(&self.inner.compactions_failed),
+            downsamplings: load(&self.inner.downsamplings),
+            retention_deletions: load(&self.inner.retention_deletions),
+            blocks_bytes: self
+                .inner
+                .blocks
+                .read()
+                .iter()
+                .map(|b| b.size_bytes())
+                .sum(),
         }
     }
 
@@ -223,22 +317,30 @@ impl Db {
     }
 
     /// Writes the head's samples in `[mint, maxt)` as a level-1 block and starts serving
-    /// it. The head keeps its copy (cutting it from the head is not supported yet); the
-    /// querier returns each timestamp once either way.
-    pub fn write_block(&self, mint: i64, maxt: i64) -> Result<block::BlockMeta, block::BlockError> {
-        let series = self
+    /// it; `None` when the head has no sample there (no empty block is written, as in
+    /// Prometheus). The head keeps its copy until [`Head::truncate`]; the querier returns
+    /// each timestamp once either way.
+    pub fn write_block(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Option<block::BlockMeta>, block::BlockError> {
+        let series: Vec<block::BlockSeries> = self
             .inner
             .head
             .chunks_in_range(mint, maxt)
             .into_iter()
             .map(|(labels, chunks)| block::BlockSeries { labels, chunks })
             .collect();
+        if series.is_empty() {
+            return Ok(None);
+        }
         let meta = block::write_block(&self.inner.dir, series, mint, maxt, 1, Vec::new())?;
         let b = Arc::new(Block::open(&self.inner.dir.join(&meta.ulid))?);
         let mut blocks = self.inner.blocks.write();
         blocks.push(b);
         blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid.clone()));
-        Ok(meta)
+        Ok(Some(meta))
     }
 
     /// The data directory.
@@ -348,6 +450,17 @@ fn load_blocks(dir: &Path) -> Result<(Vec<Arc<Block>>, u64), TsdbError> {
             }
         }
     }
+    // A crash between a compaction's rename and the deletion of its parents leaves both:
+    // the parents go now (the merged block holds all of their data).
+    let metas: Vec<block::BlockMeta> = blocks.iter().map(|b| b.meta().clone()).collect();
+    let gone = compact::superseded(&metas);
+    if !gone.is_empty() {
+        blocks.retain(|b| !gone.contains(&b.meta().ulid));
+        for ulid in &gone {
+            tracing::info!(block = %ulid, "removing a block already merged into another");
+            fs::remove_dir_all(dir.join(ulid)).map_err(dir_err)?;
+        }
+    }
     blocks.sort_by_key(|b| (b.meta().min_time, b.meta().ulid.clone()));
     Ok((blocks, quarantined))
 }
@@ -361,7 +474,7 @@ pub(crate) mod testing {
     pub fn opts() -> DbOptions {
         DbOptions {
             wal_fsync_interval: Duration::from_secs(3600),
-            wal_segment_size: 128 << 20,
+            ..Default::default()
         }
     }
 
@@ -513,7 +626,7 @@ mod tests {
         let names_before = q.label_values("i", &[]).unwrap();
         drop(q);
         for k in 0..4 {
-            let meta = db.write_block(k * 2 * H, (k + 1) * 2 * H).unwrap();
+            let meta = db.write_block(k * 2 * H, (k + 1) * 2 * H).unwrap().unwrap();
             assert_eq!(meta.stats.num_series, if k < 3 { 30 } else { 29 });
             assert_eq!(meta.compaction.sources, vec![meta.ulid.clone()]);
         }
@@ -601,7 +714,7 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let db = open(tmp.path());
             ten_hours(&db);
-            let meta = db.write_block(0, 2 * H).unwrap();
+            let meta = db.write_block(0, 2 * H).unwrap().unwrap();
             db.write_block(2 * H, 4 * H).unwrap();
             drop(db);
             let path = tmp.path().join(&meta.ulid).join(file);

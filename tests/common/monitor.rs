@@ -184,6 +184,18 @@ impl Monitor {
         self.server.restart().await;
     }
 
+    /// Like [`Monitor::restart`], with `args` added to the command line and `envs` in
+    /// the environment (for this and later restarts).
+    pub async fn restart_with(&mut self, args: &[&str], envs: &[(&str, &str)]) {
+        self.server.reconfigure(args, envs);
+        self.server.restart().await;
+    }
+
+    /// Whether the tail of the current run's output contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        self.server.log().contains(needle)
+    }
+
     /// The full name of one of the server's own metrics, e.g. `self_metric("tsdb_head_series")`.
     pub fn self_metric(&self, suffix: &str) -> String {
         format!("{}_{suffix}", self.flavor.metric_prefix())

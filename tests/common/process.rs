@@ -71,6 +71,7 @@ pub struct Server {
     name: String,
     program: PathBuf,
     args: Vec<String>,
+    envs: Vec<(String, String)>,
     log_dir: PathBuf,
     ready_url: String,
     child: Option<Child>,
@@ -105,6 +106,7 @@ impl Server {
             name: name.to_owned(),
             program: program.to_owned(),
             args,
+            envs: Vec::new(),
             log_dir: log_dir.to_owned(),
             ready_url,
             child: None,
@@ -125,6 +127,17 @@ impl Server {
         if let Err(err) = self.spawn_and_wait().await {
             panic!("restart: {err}");
         }
+    }
+
+    /// Changes the command for the next [`Server::restart`]: `args` are added (a flag
+    /// given twice takes its last value), `envs` replace the environment variables set
+    /// before.
+    pub fn reconfigure(&mut self, args: &[&str], envs: &[(&str, &str)]) {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self.envs = envs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
     }
 
     /// SIGKILL, then reap: nothing the process buffered gets a chance to be written.
@@ -176,6 +189,7 @@ impl Server {
         let log = File::create(self.log_path()).expect("create the log file");
         let child = Command::new(&self.program)
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log file handle"))
             .stderr(log)

@@ -150,6 +150,13 @@ impl BlockWriter {
         f.sync_all()?;
         sync_dir(&self.tmp.join("chunks"))?;
         sync_dir(&self.tmp)?;
+        if meta.resolution == 0 {
+            crate::tsdb::fault::pause_at(if meta.compaction.parents.is_empty() {
+                crate::tsdb::fault::BLOCK_WRITE
+            } else {
+                crate::tsdb::fault::COMPACTION
+            });
+        }
         let dst = self.parent.join(&self.id);
         std::fs::rename(&self.tmp, &dst)?;
         self.finished = true;
