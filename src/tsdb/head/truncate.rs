@@ -193,7 +193,7 @@ impl Head {
 }
 
 /// The ref stored at a stripe, page and slot (the inverse of [`locate`]).
-fn ref_of(stripe: usize, page: usize, slot: usize) -> u32 {
+pub(super) fn ref_of(stripe: usize, page: usize, slot: usize) -> u32 {
     (((page * STRIPES + stripe) * super::PAGE + slot) + 1) as u32
 }
 
