@@ -20,6 +20,7 @@ pub use checkpoint::CheckpointStats;
 pub use read::{ChunkSeriesIterator, ChunkSet, HeadQuerier, HeadSeriesIterator};
 pub use replay::ReplayReport;
 pub use series::ClosedChunk;
+pub use tombstones::Interval;
 pub use truncate::TruncateStats;
 
 use crate::model::Labels;
