@@ -8,6 +8,7 @@
 //! stripe -> series stripe. No path takes an earlier lock while holding a later one.
 
 mod append;
+mod checkpoint;
 mod read;
 mod replay;
 mod series;
@@ -15,9 +16,11 @@ mod tombstones;
 mod truncate;
 
 pub use append::HeadAppender;
+pub use checkpoint::CheckpointStats;
 pub use read::{ChunkSeriesIterator, ChunkSet, HeadQuerier, HeadSeriesIterator};
 pub use replay::ReplayReport;
 pub use series::ClosedChunk;
+pub use tombstones::Interval;
 pub use truncate::TruncateStats;
 
 use crate::model::Labels;

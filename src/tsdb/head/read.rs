@@ -4,6 +4,7 @@
 //! chunk; labels are resolved afterwards in short turns of the symbol lock.
 
 use super::series::ClosedChunk;
+use super::tombstones::{Interval, is_deleted};
 use super::{Head, SeriesPages, locate};
 use crate::model::{Label, Labels, Matcher, Sample};
 use crate::storage::{Querier, SampleIterator, Series, StorageError};
@@ -73,10 +74,15 @@ impl Querier for HeadQuerier {
         let refs = self.head.postings.read().select(matchers);
         // Under stripe locks: label ids (into one shared buffer) and chunk snapshots.
         let mut ids: Vec<u32> = Vec::new();
-        let mut found: Vec<(usize, usize, Vec<ClosedChunk>)> = Vec::new();
-        self.for_each_in_range(&refs, |_, s| {
+        let mut found: Vec<(usize, usize, Vec<ClosedChunk>, Vec<Interval>)> = Vec::new();
+        self.for_each_in_range(&refs, |r, s| {
             let mut chunks = Vec::new();
             s.snapshot(self.mint, self.maxt, &mut chunks);
+            let mut deleted = Vec::new();
+            self.head.deleted_into(r, &mut deleted);
+            if !deleted.is_empty() {
+                chunks.retain(|c| !wholly_deleted(&deleted, c.mint, c.maxt));
+            }
             if chunks.is_empty() {
                 return;
             }
@@ -85,11 +91,11 @@ impl Querier for HeadQuerier {
                 ids.push(n);
                 ids.push(v);
             }
-            found.push((start, ids.len(), chunks));
+            found.push((start, ids.len(), chunks, deleted));
         });
         let mut strings = self.head.resolve(&ids).into_iter();
         let mut out = Vec::with_capacity(found.len());
-        for (start, end, chunks) in found {
+        for (start, end, chunks, deleted) in found {
             let labels: Vec<Label> = (0..(end - start) / 2)
                 .filter_map(|_| {
                     Some(Label {
@@ -100,7 +106,9 @@ impl Querier for HeadQuerier {
                 .collect();
             out.push(Series {
                 labels: Labels::from_sorted(labels),
-                samples: Box::new(HeadSeriesIterator::new(chunks, self.mint, self.maxt)),
+                samples: Box::new(HeadSeriesIterator::with_deleted(
+                    chunks, self.mint, self.maxt, deleted,
+                )),
             });
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -154,12 +162,13 @@ impl Querier for HeadQuerier {
 
 impl Head {
     /// Every series' chunks holding samples in `[mint, maxt)`, for writing a block. Chunks
-    /// that cross a boundary are re-encoded with only their samples inside the range.
+    /// that cross a boundary or hold deleted samples are re-encoded with only their
+    /// samples inside the range and not deleted.
     pub fn chunks_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<ClosedChunk>)> {
         let last = maxt.saturating_sub(1);
         let refs = self.postings.read().all().clone();
         let mut ids: Vec<u32> = Vec::new();
-        let mut found: Vec<(usize, usize, Vec<ClosedChunk>)> = Vec::new();
+        let mut found: Vec<(usize, usize, Vec<ClosedChunk>, Vec<Interval>)> = Vec::new();
         let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
         for r in &refs {
             let Some((st, page, slot)) = locate(u64::from(r)) else {
@@ -175,17 +184,19 @@ impl Head {
             if chunks.is_empty() {
                 continue;
             }
+            let mut deleted = Vec::new();
+            self.deleted_into(r, &mut deleted);
             let start = ids.len();
             for (n, v) in SeriesLabels::pairs(&s.labels) {
                 ids.push(n);
                 ids.push(v);
             }
-            found.push((start, ids.len(), chunks));
+            found.push((start, ids.len(), chunks, deleted));
         }
         drop(held);
         let mut strings = self.resolve(&ids).into_iter();
         let mut out = Vec::with_capacity(found.len());
-        for (start, end, mut chunks) in found {
+        for (start, end, mut chunks, deleted) in found {
             let labels: Vec<Label> = (0..(end - start) / 2)
                 .filter_map(|_| {
                     Some(Label {
@@ -194,7 +205,9 @@ impl Head {
                     })
                 })
                 .collect();
-            chunks.iter_mut().for_each(|c| trim_chunk(c, mint, last));
+            chunks
+                .iter_mut()
+                .for_each(|c| trim_chunk(c, mint, last, &deleted));
             chunks.retain(|c| c.mint <= c.maxt);
             if !chunks.is_empty() {
                 out.push((Labels::from_sorted(labels), chunks));
@@ -204,16 +217,24 @@ impl Head {
     }
 }
 
-/// Re-encodes `c` with only its samples in `[mint, maxt]` if it has any outside; an
-/// emptied chunk gets `mint > maxt`.
-fn trim_chunk(c: &mut ClosedChunk, mint: i64, maxt: i64) {
-    if c.mint >= mint && c.maxt <= maxt {
+/// Whether sorted intervals cover all of `[mint, maxt]` (merged intervals never touch,
+/// so one interval must).
+fn wholly_deleted(deleted: &[Interval], mint: i64, maxt: i64) -> bool {
+    deleted.iter().any(|&(a, b)| a <= mint && maxt <= b)
+}
+
+/// Re-encodes `c` with only its samples in `[mint, maxt]` and outside `deleted`, if it
+/// has any others; an emptied chunk gets `mint > maxt`.
+fn trim_chunk(c: &mut ClosedChunk, mint: i64, maxt: i64, deleted: &[Interval]) {
+    let touches_deleted = deleted.iter().any(|&(a, b)| a <= c.maxt && b >= c.mint);
+    if c.mint >= mint && c.maxt <= maxt && !touches_deleted {
         return;
     }
     let mut app = crate::tsdb::chunkenc::XorAppender::new();
     let mut dec = XorDecoder::new(&c.data);
+    let mut at = 0;
     while let Some((t, v)) = dec.next(&c.data) {
-        if t >= mint && t <= maxt {
+        if t >= mint && t <= maxt && !is_deleted(deleted, &mut at, t) {
             app.append(t, v);
         }
     }
@@ -266,6 +287,10 @@ pub struct ChunkSeriesIterator<S: ChunkSet> {
     /// The sample last returned, which a backwards seek returns again.
     cur: Option<Sample>,
     done: bool,
+    /// Deleted intervals (sorted, merged) whose samples are skipped; usually empty.
+    deleted: Vec<Interval>,
+    /// The first interval that may still hold a sample to come.
+    del_at: usize,
 }
 
 /// The head's series iterator: over shared closed chunks and a copy of the open one.
@@ -273,6 +298,12 @@ pub type HeadSeriesIterator = ChunkSeriesIterator<Vec<ClosedChunk>>;
 
 impl<S: ChunkSet> ChunkSeriesIterator<S> {
     pub fn new(chunks: S, mint: i64, maxt: i64) -> Self {
+        Self::with_deleted(chunks, mint, maxt, Vec::new())
+    }
+
+    /// An iterator that also skips samples inside the sorted, merged `deleted`
+    /// intervals (a series' tombstones).
+    pub fn with_deleted(chunks: S, mint: i64, maxt: i64, deleted: Vec<Interval>) -> Self {
         let dec = XorDecoder::new(chunks.bytes(0));
         ChunkSeriesIterator {
             done: chunks.is_empty(),
@@ -282,6 +313,8 @@ impl<S: ChunkSet> ChunkSeriesIterator<S> {
             mint,
             maxt,
             cur: None,
+            deleted,
+            del_at: 0,
         }
     }
 
@@ -305,6 +338,9 @@ impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
             match self.dec.next(self.chunks.bytes(self.idx)) {
                 Some((t, _)) if t < self.mint => {}
                 Some((t, _)) if t > self.maxt => self.done = true,
+                Some((t, _))
+                    if !self.deleted.is_empty()
+                        && is_deleted(&self.deleted, &mut self.del_at, t) => {}
                 Some((t, v)) => {
                     self.cur = Some(Sample { t, v });
                     return self.cur;

@@ -54,7 +54,7 @@ impl Head {
             }
         }
         let mut stats = self.gc(mint, true);
-        stats.tombstones_removed = self.tombstones.truncate(mint, &[]);
+        stats.tombstones_removed += self.tombstones.truncate(mint, &[]);
         self.move_time_range(mint);
         stats.duration = start.elapsed();
         Ok(stats)
@@ -87,7 +87,7 @@ impl Head {
         for batch in candidates.chunks(HASH_LOCK_BATCH) {
             stats.series_removed += self.remove_series(batch, &mut removed);
         }
-        self.tombstones.truncate(mint, &removed);
+        stats.tombstones_removed = self.tombstones.truncate(mint, &removed);
         self.free_empty_pages();
         // Strings are freed under the write lock, which also waits out every creator
         // that looked them up.
@@ -193,7 +193,7 @@ impl Head {
 }
 
 /// The ref stored at a stripe, page and slot (the inverse of [`locate`]).
-fn ref_of(stripe: usize, page: usize, slot: usize) -> u32 {
+pub(super) fn ref_of(stripe: usize, page: usize, slot: usize) -> u32 {
     (((page * STRIPES + stripe) * super::PAGE + slot) + 1) as u32
 }
 

@@ -724,6 +724,31 @@ mod tests {
     }
 
     #[test]
+    fn replay_starts_at_the_newest_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wal = open(tmp.path(), None, 1 << 20);
+        wal.lock().write(&framed(b"covered")).unwrap();
+        assert_eq!(wal.lock().cut().unwrap(), 0);
+        let mut cw = checkpoint::CheckpointWriter::create(tmp.path(), 0, 1 << 20).unwrap();
+        cw.write(&framed(b"from checkpoint")).unwrap();
+        cw.finish().unwrap();
+        wal.lock().write(&framed(b"after")).unwrap();
+        drop(wal);
+        // Segment 0 is still there, as after a crash before the deletion.
+        assert!(tmp.path().join("00000000").exists());
+        let (bodies, o) = collect(tmp.path());
+        assert_eq!(bodies, vec![b"from checkpoint".to_vec(), b"after".to_vec()]);
+        assert_eq!((o.checkpoint, o.records), (Some(0), 2));
+        assert_eq!(o.last_segment.map(|l| l.0), Some(1));
+        assert!(!tmp.path().join("00000000").exists());
+        // With nothing after the checkpoint, writing starts on the segment after it.
+        fs::remove_file(tmp.path().join("00000001")).unwrap();
+        let (bodies, o) = collect(tmp.path());
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(o.last_segment, Some((1, 0)));
+    }
+
+    #[test]
     fn background_fsync_runs() {
         let tmp = tempfile::tempdir().unwrap();
         let metrics = Arc::new(WalMetrics::default());
