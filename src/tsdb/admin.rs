@@ -50,7 +50,7 @@ impl Db {
         maxt: i64,
     ) -> Result<u64, TsdbError> {
         let _round = self.inner.maintenance.lock();
-        let mut touched = 0u64;
+        let mut touched = self.inner.head.delete(matchers, mint, maxt)?;
         for b in self.blocks() {
             if b.overlaps(mint, maxt) {
                 touched += b.delete(matchers, mint, maxt)?;

@@ -69,12 +69,20 @@ impl Db {
                     .fetch_add(1, Ordering::Relaxed);
                 cut += 1;
             }
-            let t = head.truncate(maxt)?;
+            // Truncates the head to `maxt`, then writes the checkpoint.
+            let c = head.checkpoint(maxt)?;
+            if let Some(t) = &c.truncated {
+                tracing::info!(
+                    mint = maxt,
+                    removed_series = t.series_removed,
+                    chunks = t.chunks_removed,
+                    "truncated the head"
+                );
+            }
             tracing::info!(
-                mint = maxt,
-                removed_series = t.series_removed,
-                chunks = t.chunks_removed,
-                "truncated the head"
+                segment = c.segment,
+                series = c.series,
+                "checkpointed the write-ahead log"
             );
         }
         Ok(cut)
