@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod binary;
+pub mod downsample;
 mod eval;
 mod functions;
 mod window;
