@@ -65,6 +65,7 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
         ));
     }
     let stats = wants_stats(&p);
+    let max_res = max_source_resolution(&p)?;
     let expr = promql::parse_expr(&q).map_err(|e| ApiError::param("query", e))?;
     let exec = Instant::now();
     let _permit = admit(&state).await?;
@@ -72,7 +73,7 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
     let r = blocking(move || {
         state
             .engine
-            .range_query(state.storage.as_ref(), &expr, start, end, step)
+            .range_query_at(state.storage.as_ref(), &expr, start, end, step, max_res)
     })
     .await?;
     let exec = stats.then(|| ExecTimes {
@@ -80,6 +81,19 @@ pub async fn query_range(state: Arc<AppState>, p: Params) -> Result<Response, Ap
         total: exec.elapsed(),
     });
     Ok(respond(&r, exec.as_ref()))
+}
+
+/// `max_source_resolution` (as Thanos names it): the coarsest downsampled resolution a
+/// range query may read. Absent, empty or `auto`: cairn picks; `raw` or `0s`: raw data
+/// only; else a duration such as `5m` or `1h`.
+fn max_source_resolution(p: &Params) -> Result<Option<i64>, ApiError> {
+    match p.get("max_source_resolution") {
+        None | Some("") | Some("auto") => Ok(None),
+        Some("raw") => Ok(Some(0)),
+        Some(v) => parse_duration_param(v)
+            .map(Some)
+            .map_err(|e| ApiError::param("max_source_resolution", e)),
+    }
 }
 
 /// Waits for one of `--query.max-concurrency` slots, as Prometheus queues queries.
@@ -111,15 +125,18 @@ fn respond(r: &QueryResult, exec: Option<&ExecTimes>) -> Response {
     let mut out = String::with_capacity(256);
     out.push_str(r#"{"status":"success","data":"#);
     let value = encode_value(&r.value);
-    match exec {
-        None => out.push_str(&value),
-        Some(exec) => {
-            // `value` is an object; the statistics go before its closing brace.
-            out.push_str(&value[..value.len() - 1]);
-            write_stats(&mut out, &r.stats, exec);
-            out.push('}');
-        }
+    // `value` is an object; what cairn adds goes before its closing brace: the
+    // resolution when downsampled data answered (raw answers are left exactly as
+    // Prometheus's), then the statistics.
+    out.push_str(&value[..value.len() - 1]);
+    if r.resolution > 0 {
+        out.push_str(",\"resolution\":");
+        out.push_str(&r.resolution.to_string());
     }
+    if let Some(exec) = exec {
+        write_stats(&mut out, &r.stats, exec);
+    }
+    out.push('}');
     for (key, notes) in [("warnings", &r.warnings), ("infos", &r.infos)] {
         if notes.is_empty() {
             continue;
@@ -361,6 +378,7 @@ mod tests {
             value: Value::Vector(vec![]),
             warnings: vec![],
             infos: vec![],
+            resolution: 0,
             stats: QueryStats {
                 total_queryable_samples: 7,
                 peak_samples: 3,

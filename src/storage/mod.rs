@@ -189,6 +189,13 @@ pub trait Storage: Send + Sync + 'static {
     fn appender(&self) -> Box<dyn Appender>;
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>, StorageError>;
 
+    /// The resolutions (ms) of downsampled data overlapping `[mint, maxt]`; empty for
+    /// storages that do not downsample.
+    fn downsampled_resolutions(&self, mint: i64, maxt: i64) -> Vec<i64> {
+        let _ = (mint, maxt);
+        Vec::new()
+    }
+
     /// A querier that prefers data downsampled to `resolution_ms` (0: raw) where the
     /// storage has it, and falls back to finer data (raw first) where it has not; read it
     /// through [`Querier::select_aggregate`]. Storages without downsampling answer raw.

@@ -371,6 +371,20 @@ impl Storage for Db {
         self.querier_at_resolution(mint, maxt, 0)
     }
 
+    fn downsampled_resolutions(&self, mint: i64, maxt: i64) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.meta().resolution > 0 && b.overlaps(mint, maxt))
+            .map(|b| b.meta().resolution)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Blocks chosen by [`resolution::choose`] (raw where it exists when `resolution_ms`
     /// is 0), then the head, which is always raw and always read.
     fn querier_at_resolution(

@@ -79,6 +79,43 @@ pub fn choose(expr: &Expr, step_ms: i64, max_source_resolution: Option<i64>) -> 
         .unwrap_or(0)
 }
 
+/// The longest range window in `expr` (0 without any): how far before a query's
+/// start its selectors read.
+pub fn max_window(expr: &Expr) -> i64 {
+    fn walk(e: &Expr, m: &mut i64) {
+        match e {
+            Expr::MatrixSelector(x) => {
+                if let DurationValue::Millis(ms) = x.range {
+                    *m = (*m).max(ms);
+                }
+            }
+            Expr::Subquery(s) => {
+                if let DurationValue::Millis(ms) = s.range {
+                    *m = (*m).max(ms);
+                }
+                walk(&s.expr, m);
+            }
+            Expr::Call(c) => c.args.iter().for_each(|a| walk(a, m)),
+            Expr::Aggregate(a) => {
+                walk(&a.expr, m);
+                if let Some(p) = &a.param {
+                    walk(p, m);
+                }
+            }
+            Expr::Binary(b) => {
+                walk(&b.lhs, m);
+                walk(&b.rhs, m);
+            }
+            Expr::Unary(u) => walk(&u.expr, m),
+            Expr::Paren(p) => walk(&p.expr, m),
+            _ => {}
+        }
+    }
+    let mut m = 0;
+    walk(expr, &mut m);
+    m
+}
+
 /// What [`choose`] learns from the expression tree.
 struct Shape {
     /// No range function that needs raw samples.
@@ -137,10 +174,7 @@ impl Shape {
             }
             Expr::Unary(u) => self.walk(&u.expr, false),
             Expr::Paren(p) => self.walk(&p.expr, in_range_call),
-            Expr::Number(_)
-            | Expr::String(_)
-            | Expr::VectorSelector(_)
-            | Expr::Duration(_) => {}
+            Expr::Number(_) | Expr::String(_) | Expr::VectorSelector(_) | Expr::Duration(_) => {}
         }
     }
 }
@@ -162,7 +196,10 @@ mod tests {
         assert_eq!(res("sum(rate(x[1d]))", 6 * H, None), RES_1H);
         assert_eq!(res("rate(x[1h])", 6 * H, None), RES_5M);
         assert_eq!(res("rate(x[10m])", 6 * H, None), 0);
-        assert_eq!(res("max_over_time(x[2h]) - min_over_time(x[2h])", H, None), RES_5M);
+        assert_eq!(
+            res("max_over_time(x[2h]) - min_over_time(x[2h])", H, None),
+            RES_5M
+        );
         assert_eq!(res("avg_over_time(x[5h])", 5 * H, None), RES_1H);
         assert_eq!(res("x", 30 * M, None), RES_5M);
         assert_eq!(res("x", 5 * M, None), 0);
@@ -172,8 +209,14 @@ mod tests {
     fn functions_that_need_raw_samples_read_raw() {
         assert_eq!(res("quantile_over_time(0.9, x[1d])", 6 * H, None), 0);
         assert_eq!(res("stddev_over_time(x[1d])", 6 * H, None), 0);
-        assert_eq!(res("sum(rate(x[1d])) / stddev_over_time(y[1d])", 6 * H, None), 0);
-        assert_eq!(res("max_over_time(rate(x[1h])[1d:1h])", 6 * H, None), RES_5M);
+        assert_eq!(
+            res("sum(rate(x[1d])) / stddev_over_time(y[1d])", 6 * H, None),
+            0
+        );
+        assert_eq!(
+            res("max_over_time(rate(x[1h])[1d:1h])", 6 * H, None),
+            RES_5M
+        );
     }
 
     #[test]
@@ -182,7 +225,10 @@ mod tests {
         assert_eq!(res("rate(x[1d])", 6 * H, Some(0)), 0);
         assert_eq!(res("rate(x[1d])", 0, None), 0);
         assert_eq!(res("rate(x[1d])", 0, Some(RES_1H)), RES_1H);
-        assert_eq!(plan_for("count_over_time"), Some(Plan::SumOf(Aggregate::Count)));
+        assert_eq!(
+            plan_for("count_over_time"),
+            Some(Plan::SumOf(Aggregate::Count))
+        );
         assert_eq!(plan_for("mad_over_time"), None);
     }
 }

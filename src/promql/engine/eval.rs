@@ -17,7 +17,7 @@ use super::{
 };
 use crate::model::{Labels, METRIC_NAME, Sample, is_stale_nan};
 use crate::promql::ast::{AtModifier, DurationValue, Expr, UnaryOp, VectorSelector};
-use crate::storage::{SampleIterator, Storage};
+use crate::storage::{Aggregate, SampleIterator, Storage};
 
 /// One series of an intermediate result: labels and points in time order.
 pub(super) type Series = (Labels, Vec<Sample>);
@@ -63,6 +63,11 @@ pub(super) struct Query<'s> {
     pub default_subquery_step: i64,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// The data resolution read (0: raw; see `downsample::choose`).
+    pub resolution: i64,
+    /// The aggregate a range selector reads at `resolution`, set by the range
+    /// function around it; plain selectors read `Counter` (raw samples).
+    pub aggregate: Aggregate,
 }
 
 impl Query<'_> {
@@ -114,6 +119,14 @@ impl Query<'_> {
         }
     }
 
+    /// Reads data at `resolution` (ms, 0 raw) where the storage has it. The lookback
+    /// is not widened: at step times aligned to the resolution (Grafana aligns a query's
+    /// start to its step), each window's last sample lies within it, so plain selectors
+    /// see what they see over raw data; raw answers keep Prometheus's semantics exactly.
+    pub fn set_resolution(&mut self, resolution: i64) {
+        self.resolution = resolution;
+    }
+
     pub fn warn(&mut self, msg: String) {
         if !self.warnings.contains(&msg) {
             self.warnings.push(msg);
@@ -136,6 +149,7 @@ impl Query<'_> {
                 peak_samples: self.peak,
                 timings,
             },
+            resolution: self.resolution,
         }
     }
 }
@@ -463,9 +477,11 @@ pub(super) fn eval_vector_selector(
     let offset = literal_millis(vs.offset.as_ref())?;
     let first = q.ref_time(q.start, vs.at, offset);
     let last = q.ref_time(q.end, vs.at, offset);
-    let querier = q
-        .storage
-        .querier(first.saturating_sub(q.lookback).saturating_add(1), last)?;
+    let querier = q.storage.querier_at_resolution(
+        first.saturating_sub(q.lookback).saturating_add(1),
+        last,
+        q.resolution,
+    )?;
     let mut out = Vec::new();
     for series in querier.select(&vs.matchers)? {
         q.check_deadline()?;

@@ -65,6 +65,9 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
     pub stats: QueryStats,
+    /// The data resolution that answered, in ms: 0 for raw samples, else the window of
+    /// the downsampled data preferred (see [`downsample`]).
+    pub resolution: i64,
 }
 
 /// What a query cost, with the meaning of Prometheus's `util/stats` (`stats=all`).
@@ -240,7 +243,8 @@ impl Engine {
         Ok(q.finish(value, timings(began, prepared, evaluated)))
     }
 
-    /// [`Engine::range`] with the query's warnings and infos.
+    /// [`Engine::range`] with the query's warnings and infos; reads downsampled data
+    /// where the step allows ([`downsample::choose`]).
     pub fn range_query(
         &self,
         storage: &dyn Storage,
@@ -249,11 +253,38 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, EvalError> {
+        self.range_query_at(storage, expr, start_ms, end_ms, step_ms, None)
+    }
+
+    /// [`Engine::range_query`] with the resolution capped at `max_source_resolution`
+    /// (ms; `Some(0)` reads raw data only, `None` picks automatically).
+    pub fn range_query_at(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        max_source_resolution: Option<i64>,
+    ) -> Result<QueryResult, EvalError> {
         if let Some(t @ (ValueType::Matrix | ValueType::String)) = expr.value_type() {
             return Err(EvalError::InvalidRangeQueryType(t.documented()));
         }
         let began = Instant::now();
         let mut q = self.query(storage, start_ms, end_ms, step_ms)?;
+        let wanted = downsample::choose(expr, step_ms, max_source_resolution);
+        if wanted > 0 {
+            // Report (and read at) the coarsest resolution present up to the one wanted;
+            // none present: raw, as if none had been wanted.
+            let reach = downsample::max_window(expr).saturating_add(q.lookback);
+            let have = storage
+                .downsampled_resolutions(start_ms.saturating_sub(reach), end_ms)
+                .into_iter()
+                .filter(|&r| r > 0 && r <= wanted)
+                .max()
+                .unwrap_or(0);
+            q.set_resolution(have);
+        }
         let prepared = Instant::now();
         let result = eval::eval(&mut q, expr)?;
         let evaluated = Instant::now();
@@ -322,6 +353,8 @@ impl Engine {
             default_subquery_step: millis(self.opts.default_subquery_step).max(1),
             warnings: Vec::new(),
             infos: Vec::new(),
+            resolution: 0,
+            aggregate: crate::storage::Aggregate::Counter,
         })
     }
 }

@@ -84,9 +84,9 @@ fn load_matrix(q: &mut Query<'_>, vs: &VectorSelector, range: i64) -> Result<Win
     let first = q.ref_time(q.start, vs.at, offset);
     let last = q.ref_time(q.end, vs.at, offset);
     let mint = first.saturating_sub(range).saturating_add(1);
-    let querier = q.storage.querier(mint, last)?;
+    let querier = q.storage.querier_at_resolution(mint, last, q.resolution)?;
     let mut out = Vec::new();
-    for mut series in querier.select(&vs.matchers)? {
+    for mut series in querier.select_aggregate(&vs.matchers, q.aggregate)? {
         q.check_deadline()?;
         let mut points = Vec::new();
         let mut s = series.samples.seek(mint);
@@ -165,6 +165,8 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
             default_subquery_step: q.default_subquery_step,
             warnings: std::mem::take(&mut q.warnings),
             infos: std::mem::take(&mut q.infos),
+            resolution: q.resolution,
+            aggregate: crate::storage::Aggregate::Counter,
         };
         let result = eval::eval(&mut sub, &s.expr);
         // The inner evaluation's samples count toward the query's, as Prometheus adds a

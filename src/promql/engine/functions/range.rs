@@ -1,7 +1,8 @@
 //! Functions over range vectors, evaluated on each step's window `(r - range, r]`:
 //! the rate family (`rate`, `increase`, `delta` with Prometheus's extrapolation;
 //! `irate`, `idelta`), `changes`, `resets`, `deriv`, `predict_linear`,
-//! `double_exponential_smoothing`, and the `*_over_time` family.
+//! `double_exponential_smoothing`, and the `*_over_time` family; over downsampled data,
+//! the functions `downsample::plan_for` names read the aggregate that keeps them right.
 
 use super::super::EvalError;
 use super::super::eval::{self, Eval, Query, merge_series};
@@ -10,6 +11,8 @@ use super::math::{kahan_inc, linear_regression, quantile};
 use super::{arg, format_float};
 use crate::model::{METRIC_NAME, Sample};
 use crate::promql::ast::Call;
+use crate::promql::engine::downsample::Plan;
+use crate::storage::Aggregate;
 
 /// What a window function sees besides the samples.
 struct Ctx<'a> {
@@ -53,17 +56,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
         ),
         "double_exponential_smoothing" => (double_exponential_smoothing, 0, false),
         "avg_over_time" => (avg_over_time, 0, false),
-        "sum_over_time" => (
-            |s, _| {
-                let (mut sum, mut c) = (0.0, 0.0);
-                for x in s {
-                    (sum, c) = kahan_inc(x.v, sum, c);
-                }
-                Some(if sum.is_infinite() { sum } else { sum + c })
-            },
-            0,
-            false,
-        ),
+        "sum_over_time" => (sum_over_time, 0, false),
         "count_over_time" => (|s, _| Some(s.len() as f64), 0, false),
         "min_over_time" => (|s, _| Some(extreme(s, |cur, best| cur < best)), 0, false),
         "max_over_time" => (|s, _| Some(extreme(s, |cur, best| cur > best)), 0, false),
@@ -125,18 +118,86 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     if name == "double_exponential_smoothing" {
         check_factors(&scalars)?;
     }
-    let w = window::eval_range(q, arg(c, range_arg)?)?;
     let counter_check = matches!(name, "rate" | "increase");
     let pos = super::position(arg(c, range_arg)?.pos_range());
-    let out = apply(
-        q,
-        &w,
-        &scalars,
-        f,
-        keeps_name,
-        counter_check.then_some(pos.as_str()),
-    )?;
+    let check = counter_check.then_some(pos.as_str());
+    let plan = (q.resolution > 0)
+        .then(|| crate::promql::engine::downsample::plan_for(name))
+        .flatten();
+    let out = match plan {
+        None => {
+            let w = window::eval_range(q, arg(c, range_arg)?)?;
+            apply(q, &w, &scalars, f, keeps_name, check)?
+        }
+        Some(Plan::Same(a)) => {
+            let w = read_aggregate(q, arg(c, range_arg)?, a)?;
+            apply(q, &w, &scalars, f, keeps_name, check)?
+        }
+        Some(Plan::SumOf(a)) => {
+            let w = read_aggregate(q, arg(c, range_arg)?, a)?;
+            apply(q, &w, &scalars, sum_over_time, keeps_name, check)?
+        }
+        Some(Plan::Average) => {
+            let sums = read_aggregate(q, arg(c, range_arg)?, Aggregate::Sum)?;
+            let sums = apply(q, &sums, &scalars, sum_over_time, keeps_name, check)?;
+            let counts = read_aggregate(q, arg(c, range_arg)?, Aggregate::Count)?;
+            let counts = apply(q, &counts, &scalars, sum_over_time, keeps_name, check)?;
+            divide(sums, counts)
+        }
+    };
     Ok(Eval::Vector(out))
+}
+
+/// The windows of a range argument read through `aggregate` (downsampled data).
+fn read_aggregate(
+    q: &mut Query<'_>,
+    e: &crate::promql::ast::Expr,
+    aggregate: Aggregate,
+) -> Result<Windows, EvalError> {
+    let saved = std::mem::replace(&mut q.aggregate, aggregate);
+    let w = window::eval_range(q, e);
+    q.aggregate = saved;
+    w
+}
+
+fn sum_over_time(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
+    let (mut sum, mut c) = (0.0, 0.0);
+    for x in s {
+        (sum, c) = kahan_inc(x.v, sum, c);
+    }
+    Some(if sum.is_infinite() { sum } else { sum + c })
+}
+
+/// Point-wise `sums / counts` of two results with the same series (both sorted by
+/// labels, as `apply` returns them): `avg_over_time` over downsampled windows.
+fn divide(sums: Vec<eval::Series>, counts: Vec<eval::Series>) -> Vec<eval::Series> {
+    let mut out = Vec::with_capacity(sums.len());
+    let mut counts = counts.into_iter().peekable();
+    for (labels, points) in sums {
+        while counts.peek().is_some_and(|(l, _)| *l < labels) {
+            counts.next();
+        }
+        let Some((_, cp)) = counts.next_if(|(l, _)| *l == labels) else {
+            continue;
+        };
+        let mut j = 0;
+        let mut avg = Vec::with_capacity(points.len());
+        for p in points {
+            while j < cp.len() && cp[j].t < p.t {
+                j += 1;
+            }
+            if let Some(c) = cp.get(j).filter(|c| c.t == p.t && c.v > 0.0) {
+                avg.push(Sample {
+                    t: p.t,
+                    v: p.v / c.v,
+                });
+            }
+        }
+        if !avg.is_empty() {
+            out.push((labels, avg));
+        }
+    }
+    out
 }
 
 fn apply(
