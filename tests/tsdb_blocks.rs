@@ -126,6 +126,7 @@ fn block_dirs(data: &Path) -> Vec<String> {
             rd.flatten()
                 .filter(|e| e.path().join("meta.json").exists())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.ends_with(".tmp"))
                 .collect()
         })
         .unwrap_or_default();

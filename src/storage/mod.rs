@@ -91,10 +91,10 @@ impl std::fmt::Debug for Series {
 /// gives the same answer over raw and downsampled data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Aggregate {
-    /// Raw samples, unchanged: the window's last sample, plus the samples on both sides
-    /// of every counter reset. Rate and increase over it equal the raw answer up to the
-    /// extrapolation at the window's edges, and a plain selector evaluated at window
-    /// ends sees the same last value as over raw data.
+    /// Raw samples, unchanged: each window's first and last sample, plus the samples on
+    /// both sides of every counter reset. Rate and increase over a range aligned to
+    /// windows equal the raw answer, and a plain selector evaluated at window ends sees
+    /// the same last value as over raw data.
     Counter,
     Count,
     Sum,
