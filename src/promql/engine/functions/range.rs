@@ -130,7 +130,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     let pos = super::position(arg(c, range_arg)?.pos_range());
     let out = apply(
         q,
-        &w,
+        w,
         &scalars,
         f,
         keeps_name,
@@ -139,20 +139,26 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     Ok(Eval::Vector(out))
 }
 
+/// Runs `f` over every step's window of every series, one series at a time.
 fn apply(
     q: &mut Query<'_>,
-    w: &Windows,
+    mut w: Windows,
     scalars: &[Vec<f64>],
     f: WindowFn,
     keeps_name: bool,
     counter_check: Option<&str>,
 ) -> Result<Vec<eval::Series>, EvalError> {
-    let mut out = Vec::with_capacity(w.series.len());
+    let mut out = Vec::new();
     let mut args = vec![0.0; scalars.len()];
     let mut infos = Vec::new();
-    for (labels, samples) in &w.series {
-        let mut points = Vec::new();
-        w.each(q, samples, |i, t, win, bounds| {
+    // Reused across series: the samples read, and the points computed from them.
+    let (mut samples, mut points) = (Vec::new(), Vec::new());
+    // Output points are charged as they are made, so the peak sees them beside the
+    // series being read; [`eval::eval`] charges the node's output again once it is done.
+    let mut charged = 0;
+    while let Some(labels) = w.next_series(q, &mut samples)? {
+        points.clear();
+        w.each(q, &samples, |i, t, win, bounds| {
             if win.is_empty() {
                 return;
             }
@@ -172,6 +178,8 @@ fn apply(
         if points.is_empty() {
             continue;
         }
+        q.charge(points.len())?;
+        charged += points.len();
         if let Some(pos) = counter_check
             && let Some(name) = labels.get(METRIC_NAME)
             && !["_total", "_sum", "_count", "_bucket"]
@@ -184,12 +192,14 @@ fn apply(
             ));
         }
         let labels = if keeps_name {
-            labels.clone()
+            labels
         } else {
-            eval::drop_name(labels, q.delayed_name_removal)
+            eval::drop_name_owned(labels, q.delayed_name_removal)
         };
-        out.push((labels, points));
+        out.push((labels, points.to_vec()));
     }
+    w.release(q);
+    q.samples = q.samples.saturating_sub(charged);
     for i in infos {
         q.info(i);
     }
