@@ -15,7 +15,7 @@ use std::time::Instant;
 use super::{
     EvalError, QueryResult, QueryStats, QueryTimings, Value, aggregate, binary, functions, window,
 };
-use crate::model::{Labels, METRIC_NAME, Sample, is_stale_nan};
+use crate::model::{Label, Labels, METRIC_NAME, Sample, is_stale_nan};
 use crate::promql::ast::{AtModifier, DurationValue, Expr, UnaryOp, VectorSelector};
 use crate::storage::{Aggregate, SampleIterator, Storage};
 
@@ -242,14 +242,16 @@ fn eval_node(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
             if q.steps != 1 {
                 return Err(EvalError::InvalidRangeQueryType("range vector"));
             }
-            let w = window::eval_range(q, expr)?;
-            let t = q.start;
-            let mut out = Vec::with_capacity(w.series.len());
-            let (lo, hi) = w.bounds(q, t);
-            for (labels, samples) in w.series {
+            let mut w = window::eval_range(q, expr)?;
+            let (lo, hi) = w.bounds(q, q.start);
+            let (mut out, mut samples) = (Vec::new(), Vec::new());
+            while let Some(labels) = w.next_series(q, &mut samples)? {
                 let a = samples.partition_point(|s| s.t <= lo);
                 let b = samples.partition_point(|s| s.t <= hi);
+                // The window is what the result holds; the rest of what was read goes.
+                w.release(q);
                 if a < b {
+                    q.charge(b - a)?;
                     out.push((labels, samples[a..b].to_vec()));
                 }
             }
@@ -302,6 +304,19 @@ pub(super) fn drop_name(labels: &Labels, delayed: bool) -> Labels {
         b.del(METRIC_NAME);
     }
     b.into_labels()
+}
+
+/// [`drop_name`] for labels the caller owns: no label is copied.
+pub(super) fn drop_name_owned(labels: Labels, delayed: bool) -> Labels {
+    let mut v = labels.into_vec();
+    if let Ok(i) = v.binary_search_by(|l| l.name.as_str().cmp(METRIC_NAME)) {
+        if !delayed {
+            v.remove(i);
+        } else if let Err(j) = v.binary_search_by(|l| l.name.as_str().cmp(DROP_NAME)) {
+            v.insert(j, Label::new(DROP_NAME, "1"));
+        }
+    }
+    Labels::from_sorted(v)
 }
 
 /// The last step of delayed name removal: drops the name (and the mark) of every marked

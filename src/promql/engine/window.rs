@@ -1,7 +1,12 @@
-//! Range vectors: a matrix selector or a subquery, read once for the whole query and then
-//! cut into the left-open window `(r - range, r]` of every step, where `r` is the step
-//! time pinned by `@` and shifted by `offset`. Windows only move forward, so cutting is
-//! two cursors per series, whatever the number of steps.
+//! Range vectors: a matrix selector or a subquery, cut into the left-open window
+//! `(r - range, r]` of every step, where `r` is the step time pinned by `@` and shifted
+//! by `offset`. Windows only move forward, so cutting is two cursors per series, whatever
+//! the number of steps.
+//!
+//! A matrix selector's series are read one at a time into a buffer the caller reuses:
+//! a range function over many series holds one series' samples at once, as Prometheus
+//! does, not every selected sample of the query, and reading allocates nothing per
+//! series once the buffer has grown.
 //!
 //! A subquery `expr[range:step]` evaluates `expr` on its own grid of absolute-time
 //! aligned steps (multiples of `step` since the epoch), from the first such step after
@@ -9,16 +14,30 @@
 
 use super::EvalError;
 use super::eval::{self, Eval, Query, Series, check_extended, literal_millis};
-use crate::model::{Sample, is_stale_nan};
+use crate::model::{Labels, Sample, is_stale_nan};
 use crate::promql::ast::{AtModifier, DurationValue, Expr, SubqueryExpr, VectorSelector};
+use crate::storage;
 
-/// The samples of a range vector for the whole query, and how to window them per step.
+/// A range vector for the whole query: its series, handed out one at a time by
+/// [`Windows::next_series`], and how to window them per step.
 pub(super) struct Windows {
-    /// Each series' samples over the union of all windows, in time order.
-    pub series: Vec<Series>,
+    source: Source,
     pub range: i64,
     pub offset: i64,
     pub at: Option<AtModifier>,
+    /// Samples of the series last handed out that `q.samples` holds for it.
+    held: usize,
+}
+
+enum Source {
+    /// A matrix selector's series, still to be read, over `[mint, last]`.
+    Selector {
+        series: std::vec::IntoIter<storage::Series>,
+        mint: i64,
+        last: i64,
+    },
+    /// A subquery's evaluated series (already charged by its evaluation).
+    Evaluated(std::vec::IntoIter<Series>),
 }
 
 impl Windows {
@@ -26,6 +45,60 @@ impl Windows {
     pub fn bounds(&self, q: &Query<'_>, t: i64) -> (i64, i64) {
         let r = q.ref_time(t, self.at, self.offset);
         (r.saturating_sub(self.range), r)
+    }
+
+    /// The next series with samples: its labels, its samples over all windows put in
+    /// `buf` (in time order, replacing what was there). A selector's samples are charged
+    /// to `q` until the next call or [`Windows::release`], and counted as queryable once
+    /// per window they fall in, as Prometheus counts them. A subquery's series are
+    /// handed back the same way.
+    pub fn next_series(
+        &mut self,
+        q: &mut Query<'_>,
+        buf: &mut Vec<Sample>,
+    ) -> Result<Option<Labels>, EvalError> {
+        self.release(q);
+        buf.clear();
+        match &mut self.source {
+            // Charged by the subquery's evaluation already; handed back as consumed.
+            Source::Evaluated(series) => Ok(series.next().map(|(labels, points)| {
+                *buf = points;
+                self.held = buf.len();
+                labels
+            })),
+            Source::Selector { series, mint, last } => {
+                let (mint, last) = (*mint, *last);
+                for mut s in series.by_ref() {
+                    q.check_deadline()?;
+                    let mut next = s.samples.seek(mint);
+                    while let Some(sample) = next {
+                        if sample.t > last {
+                            break;
+                        }
+                        if sample.t >= mint && !is_stale_nan(sample.v) {
+                            buf.push(sample);
+                        }
+                        next = s.samples.next();
+                    }
+                    if buf.is_empty() {
+                        continue;
+                    }
+                    q.charge(buf.len())?;
+                    self.held = buf.len();
+                    let mut queryable = 0;
+                    self.each(q, buf, |_, _, win, _| queryable += win.len());
+                    q.count_queryable(queryable);
+                    return Ok(Some(s.labels));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Hands back the samples of the series last read.
+    pub fn release(&mut self, q: &mut Query<'_>) {
+        q.samples = q.samples.saturating_sub(self.held);
+        self.held = 0;
     }
 
     /// Calls `f(step index, step time, window, (start, end))` for every step of one
@@ -85,42 +158,18 @@ fn load_matrix(q: &mut Query<'_>, vs: &VectorSelector, range: i64) -> Result<Win
     let last = q.ref_time(q.end, vs.at, offset);
     let mint = first.saturating_sub(range).saturating_add(1);
     let querier = q.storage.querier_at_resolution(mint, last, q.resolution)?;
-    let mut out = Vec::new();
-    for mut series in querier.select_aggregate(&vs.matchers, q.aggregate)? {
-        q.check_deadline()?;
-        let mut points = Vec::new();
-        let mut s = series.samples.seek(mint);
-        while let Some(sample) = s {
-            if sample.t > last {
-                break;
-            }
-            if sample.t >= mint && !is_stale_nan(sample.v) {
-                points.push(sample);
-            }
-            s = series.samples.next();
-        }
-        if !points.is_empty() {
-            // cairn holds every selected series' samples over all windows until the
-            // node is done; Prometheus holds one series' window at a time. So a range
-            // function over many series reaches a higher peak here than there.
-            q.charge(points.len())?;
-            out.push((series.labels, points));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    let w = Windows {
-        series: out,
+    let series = querier.select_aggregate(&vs.matchers, q.aggregate)?;
+    Ok(Windows {
+        source: Source::Selector {
+            series: series.into_iter(),
+            mint,
+            last,
+        },
         range,
         offset,
         at: vs.at,
-    };
-    // Prometheus counts every step's window: a sample in two steps' windows counts twice.
-    let mut queryable = 0;
-    for (_, samples) in &w.series {
-        w.each(q, samples, |_, _, win, _| queryable += win.len());
-    }
-    q.count_queryable(queryable);
-    Ok(w)
+        held: 0,
+    })
 }
 
 fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalError> {
@@ -142,8 +191,8 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
     if start < want {
         start += step;
     }
-    let (series, inner) = if start > last {
-        (Vec::new(), None)
+    let series = if start > last {
+        Vec::new()
     } else {
         let steps = ((last - start) / step + 1) as usize;
         let mut sub = Query {
@@ -176,10 +225,10 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
         q.total_queryable = sub.total_queryable;
         q.warnings = std::mem::take(&mut sub.warnings);
         q.infos = std::mem::take(&mut sub.infos);
-        let series = match result? {
+        match result? {
             Eval::Vector(v) => v,
             Eval::Scalar(values) => vec![(
-                crate::model::Labels::empty(),
+                Labels::empty(),
                 sub.times()
                     .zip(values)
                     .map(|(t, v)| Sample { t, v })
@@ -190,15 +239,14 @@ fn eval_subquery(q: &mut Query<'_>, s: &SubqueryExpr) -> Result<Windows, EvalErr
                     "subquery is only allowed on instant vector".into(),
                 ));
             }
-        };
-        (series, Some(()))
+        }
     };
-    let _ = inner;
     Ok(Windows {
-        series,
+        source: Source::Evaluated(series.into_iter()),
         range,
         offset,
         at: s.at,
+        held: 0,
     })
 }
 

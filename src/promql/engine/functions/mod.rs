@@ -159,11 +159,13 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
             Ok(absent_result(q, arg(c, 0)?, &present))
         }
         "absent_over_time" => {
-            let w = window::eval_range(q, arg(c, 0)?)?;
+            let mut w = window::eval_range(q, arg(c, 0)?)?;
             let mut present = vec![false; q.steps];
-            for (_, samples) in &w.series {
-                w.each(q, samples, |i, _, win, _| present[i] |= !win.is_empty());
+            let mut samples = Vec::new();
+            while w.next_series(q, &mut samples)?.is_some() {
+                w.each(q, &samples, |i, _, win, _| present[i] |= !win.is_empty());
             }
+            w.release(q);
             Ok(absent_result(q, arg(c, 0)?, &present))
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" | "label_replace"

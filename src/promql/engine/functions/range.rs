@@ -127,21 +127,21 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     let out = match plan {
         None => {
             let w = window::eval_range(q, arg(c, range_arg)?)?;
-            apply(q, &w, &scalars, f, keeps_name, check)?
+            apply(q, w, &scalars, f, keeps_name, check)?
         }
         Some(Plan::Same(a)) => {
             let w = read_aggregate(q, arg(c, range_arg)?, a)?;
-            apply(q, &w, &scalars, f, keeps_name, check)?
+            apply(q, w, &scalars, f, keeps_name, check)?
         }
         Some(Plan::SumOf(a)) => {
             let w = read_aggregate(q, arg(c, range_arg)?, a)?;
-            apply(q, &w, &scalars, sum_over_time, keeps_name, check)?
+            apply(q, w, &scalars, sum_over_time, keeps_name, check)?
         }
         Some(Plan::Average) => {
             let sums = read_aggregate(q, arg(c, range_arg)?, Aggregate::Sum)?;
-            let sums = apply(q, &sums, &scalars, sum_over_time, keeps_name, check)?;
+            let sums = apply(q, sums, &scalars, sum_over_time, keeps_name, check)?;
             let counts = read_aggregate(q, arg(c, range_arg)?, Aggregate::Count)?;
-            let counts = apply(q, &counts, &scalars, sum_over_time, keeps_name, check)?;
+            let counts = apply(q, counts, &scalars, sum_over_time, keeps_name, check)?;
             divide(sums, counts)
         }
     };
@@ -168,9 +168,11 @@ fn sum_over_time(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
     Some(if sum.is_infinite() { sum } else { sum + c })
 }
 
-/// Point-wise `sums / counts` of two results with the same series (both sorted by
-/// labels, as `apply` returns them): `avg_over_time` over downsampled windows.
-fn divide(sums: Vec<eval::Series>, counts: Vec<eval::Series>) -> Vec<eval::Series> {
+/// Point-wise `sums / counts` of two results with the same series:
+/// `avg_over_time` over downsampled windows.
+fn divide(mut sums: Vec<eval::Series>, mut counts: Vec<eval::Series>) -> Vec<eval::Series> {
+    sums.sort_by(|a, b| a.0.cmp(&b.0));
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(sums.len());
     let mut counts = counts.into_iter().peekable();
     for (labels, points) in sums {
@@ -200,20 +202,26 @@ fn divide(sums: Vec<eval::Series>, counts: Vec<eval::Series>) -> Vec<eval::Serie
     out
 }
 
+/// Runs `f` over every step's window of every series, one series at a time.
 fn apply(
     q: &mut Query<'_>,
-    w: &Windows,
+    mut w: Windows,
     scalars: &[Vec<f64>],
     f: WindowFn,
     keeps_name: bool,
     counter_check: Option<&str>,
 ) -> Result<Vec<eval::Series>, EvalError> {
-    let mut out = Vec::with_capacity(w.series.len());
+    let mut out = Vec::new();
     let mut args = vec![0.0; scalars.len()];
     let mut infos = Vec::new();
-    for (labels, samples) in &w.series {
-        let mut points = Vec::new();
-        w.each(q, samples, |i, t, win, bounds| {
+    // Reused across series: the samples read, and the points computed from them.
+    let (mut samples, mut points) = (Vec::new(), Vec::new());
+    // Output points are charged as they are made, so the peak sees them beside the
+    // series being read; [`eval::eval`] charges the node's output again once it is done.
+    let mut charged = 0;
+    while let Some(labels) = w.next_series(q, &mut samples)? {
+        points.clear();
+        w.each(q, &samples, |i, t, win, bounds| {
             if win.is_empty() {
                 return;
             }
@@ -233,6 +241,8 @@ fn apply(
         if points.is_empty() {
             continue;
         }
+        q.charge(points.len())?;
+        charged += points.len();
         if let Some(pos) = counter_check
             && let Some(name) = labels.get(METRIC_NAME)
             && !["_total", "_sum", "_count", "_bucket"]
@@ -245,12 +255,14 @@ fn apply(
             ));
         }
         let labels = if keeps_name {
-            labels.clone()
+            labels
         } else {
-            eval::drop_name(labels, q.delayed_name_removal)
+            eval::drop_name_owned(labels, q.delayed_name_removal)
         };
-        out.push((labels, points));
+        out.push((labels, points.to_vec()));
     }
+    w.release(q);
+    q.samples = q.samples.saturating_sub(charged);
     for i in infos {
         q.info(i);
     }
