@@ -53,14 +53,14 @@ impl Db {
     fn compact_head_locked(&self) -> Result<usize, TsdbError> {
         let range = ms(self.inner.opts.min_block_duration).max(1);
         let head = &self.inner.head;
+        let (mut mint, hmax) = head.time_range();
         let mut cut = 0;
-        loop {
-            let (hmin, hmax) = head.time_range();
-            if hmin > hmax || hmax - hmin <= range / 2 * 3 {
-                break;
-            }
-            let maxt = (hmin.div_euclid(range) + 1) * range;
-            if let Some(m) = self.write_block(hmin, maxt)? {
+        let mut truncate_at = None;
+        // Every due range first, then one truncation and one checkpoint: a head holding
+        // days (a backfill) is not rewritten into a checkpoint once per block.
+        while mint <= hmax && hmax - mint > range / 2 * 3 {
+            let maxt = (mint.div_euclid(range) + 1) * range;
+            if let Some(m) = self.write_block(mint, maxt)? {
                 tracing::info!(block = %m.ulid, mint = m.min_time, maxt = m.max_time,
                     series = m.stats.num_series, samples = m.stats.num_samples,
                     "wrote a block from the head");
@@ -69,6 +69,10 @@ impl Db {
                     .fetch_add(1, Ordering::Relaxed);
                 cut += 1;
             }
+            truncate_at = Some(maxt);
+            mint = maxt;
+        }
+        if let Some(maxt) = truncate_at {
             // Truncates the head to `maxt`, then writes the checkpoint.
             let c = head.checkpoint(maxt)?;
             if let Some(t) = &c.truncated {
