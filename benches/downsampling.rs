@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use cairn::model::Labels;
 use cairn::promql::{Engine, EngineOptions, Value, parse_expr};
+use cairn::storage::Storage;
 use cairn::tsdb::{Db, DbOptions};
 use criterion::Criterion;
 
