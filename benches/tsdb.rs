@@ -1,12 +1,16 @@
 //! Benchmarks of the TSDB head: appends (by ref and first-time by labels), XOR chunk
-//! iteration, postings intersection and WAL replay, plus two figures criterion cannot
-//! give: heap bytes per series and allocations per appended sample, both measured with a
-//! counting global allocator. Blocks: bytes per sample on disk for a day of 10k
-//! counter/gauge series at 15 s, and the mmap chunk read path against reading each chunk
-//! into memory with `pread`. Compaction: samples/s merged (chunks copied, and overlapping
-//! blocks decoded and merged), and downsampling throughput (raw to 5m, 5m to 1h).
+//! iteration, postings intersection and WAL replay (1M series from WAL segments and from
+//! a checkpoint, reported as series/s), plus figures criterion cannot give: heap bytes
+//! per series (up to 1M node-exporter-like series) and allocations per appended sample,
+//! both measured with a counting global allocator. Blocks: bytes per sample on disk for
+//! a day of 10k counter/gauge series at 15 s, and the mmap chunk read path against
+//! reading each chunk into memory with `pread`. Compaction: samples/s merged (chunks
+//! copied, and overlapping blocks decoded and merged), and downsampling throughput (raw
+//! to 5m, 5m to 1h).
 //!
 //! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
+//! (`CAIRN_BENCH_SERIES=100000` shrinks the 1M-series figures for a quick run;
+//! `CAIRN_BENCH_FIGURES=0` skips the figures printed before the criterion benches)
 
 mod common;
 
@@ -67,36 +71,53 @@ fn labels(i: usize, unique_id: bool) -> Labels {
     Labels::from_pairs(pairs)
 }
 
-/// Heap bytes per series for 100k series of ten labels holding one chunk each.
-fn heap_per_series(samples: i64, unique_id: bool) -> f64 {
-    const N: usize = 100_000;
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let all: Vec<Labels> = (0..N).map(|i| labels(i, unique_id)).collect();
-    let db = Db::open(tmp.path(), opts()).expect("open");
-    let base = common::live_bytes();
-    let mut refs = vec![0u64; N];
+/// The series count of the 1M-series figures (overridable for quick runs).
+fn big_n() -> usize {
+    std::env::var("CAIRN_BENCH_SERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// Writes `n` series with `samples` samples each (15 s apart) into `db`, in commits of
+/// 10k series as a large scrape would make; labels are built per commit so the caller's
+/// memory figure holds only what the head keeps. Returns the refs.
+fn fill_head(db: &Db, n: usize, samples: i64, unique_id: bool) -> Vec<u64> {
+    let mut refs = vec![0u64; n];
     let t0 = 1_700_000_000_000i64;
     for s in 0..samples {
-        // Commits of 10k samples, as a scrape of a large target would make.
-        for (chunk_i, chunk) in all.chunks(10_000).enumerate() {
+        for start in (0..n).step_by(10_000) {
+            let end = (start + 10_000).min(n);
             let mut app = db.appender();
-            for (j, l) in chunk.iter().enumerate() {
-                let i = chunk_i * 10_000 + j;
-                let t = t0 + s * 15_000 + (i % 7) as i64;
-                let v = (s * (i as i64 % 100)) as f64;
-                if s == 0 {
-                    refs[i] = app.append(l, t, v).expect("append");
-                } else {
-                    app.append_ref(refs[i], t, v).expect("append_ref");
+            if s == 0 {
+                let ls: Vec<Labels> = (start..end).map(|i| labels(i, unique_id)).collect();
+                for (i, l) in (start..end).zip(&ls) {
+                    let t = t0 + (i % 7) as i64;
+                    refs[i] = app.append(l, t, 0.0).expect("append");
+                }
+            } else {
+                for (i, r) in refs.iter().enumerate().take(end).skip(start) {
+                    let t = t0 + s * 15_000 + (i % 7) as i64;
+                    app.append_ref(*r, t, (s * (i as i64 % 100)) as f64)
+                        .expect("append_ref");
                 }
             }
             app.commit().expect("commit");
         }
     }
-    let used = common::live_bytes() - base;
-    assert_eq!(db.stats().num_series, N as u64);
+    refs
+}
+
+/// Heap bytes per series for `n` series of ten labels holding one chunk each.
+fn heap_per_series(n: usize, samples: i64, unique_id: bool) -> f64 {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = Db::open(tmp.path(), opts()).expect("open");
+    let base = common::live_bytes();
+    let refs = fill_head(&db, n, samples, unique_id);
+    let used = common::live_bytes() - base - (refs.capacity() * 8) as isize;
+    assert_eq!(db.stats().num_series, n as u64);
     drop(db);
-    used as f64 / N as f64
+    used as f64 / n as f64
 }
 
 /// Allocations per sample of a steady scrape: 10k known series, append_ref + commit.
@@ -241,6 +262,73 @@ fn bench_postings(c: &mut Criterion) {
         bn.iter(|| intersect(black_box(&a), black_box(&b)).len())
     });
     g.finish();
+}
+
+/// Replay of `n` series x 10 samples: from WAL segments, and from a checkpoint of the
+/// same head. Throughput is in series, so criterion's elem/s is series/s.
+fn bench_replay_series(c: &mut Criterion) {
+    let n = big_n();
+    let mut g = c.benchmark_group("wal_replay_series");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(n as u64));
+    for checkpoint in [false, true] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let wal_bytes = {
+            let db = Db::open(tmp.path(), opts()).expect("open");
+            fill_head(&db, n, 10, false);
+            if checkpoint {
+                db.head().checkpoint(0).expect("checkpoint");
+            }
+            db.close().expect("close");
+            dir_bytes(&tmp.path().join("wal"))
+        };
+        let name = if checkpoint {
+            format!("checkpoint_{n}_series_x10")
+        } else {
+            format!("segments_{n}_series_x10")
+        };
+        let mut report = None;
+        g.bench_function(&name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let db = Db::open(tmp.path(), opts()).expect("open");
+                    total += start.elapsed();
+                    assert_eq!(db.stats().num_series, n as u64);
+                    report = Some(db.stats().replay_duration);
+                    drop(db);
+                }
+                total
+            })
+        });
+        if let Some(d) = report {
+            println!(
+                "{name}: {:.2} s replay, {:.0} series/s, {:.1} MiB on disk",
+                d.as_secs_f64(),
+                n as f64 / d.as_secs_f64(),
+                wal_bytes as f64 / (1 << 20) as f64
+            );
+        }
+    }
+    g.finish();
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        dir_bytes(&p)
+                    } else {
+                        e.metadata().map_or(0, |m| m.len())
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn bench_replay(c: &mut Criterion) {
@@ -485,12 +573,35 @@ fn bench_compact(c: &mut Criterion) {
 }
 
 fn main() {
+    if std::env::var("CAIRN_BENCH_FIGURES").as_deref() != Ok("0") {
+        figures();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench_append(&mut c);
+    bench_chunk(&mut c);
+    bench_postings(&mut c);
+    bench_replay(&mut c);
+    bench_replay_series(&mut c);
+    bench_block_read(&mut c);
+    bench_compact(&mut c);
+    c.final_summary();
+}
+
+fn figures() {
     let start = Instant::now();
     bytes_per_sample();
-    for (samples, unique) in [(1, false), (120, false), (1, true), (120, true)] {
-        let b = heap_per_series(samples, unique);
+    let big = big_n();
+    for (n, samples, unique) in [
+        (100_000, 1, false),
+        (100_000, 120, false),
+        (100_000, 1, true),
+        (100_000, 120, true),
+        (big, 4, false),
+        (big, 4, true),
+    ] {
+        let b = heap_per_series(n, samples, unique);
         println!(
-            "heap bytes/series: {b:.0} (100k series, 10 labels{}, one chunk of {samples} sample{})",
+            "heap bytes/series: {b:.0} ({n} series, 10 labels{}, one chunk of {samples} sample{})",
             if unique {
                 ", one label unique per series"
             } else {
@@ -507,13 +618,4 @@ fn main() {
         "(figures above took {:.1}s)\n",
         start.elapsed().as_secs_f64()
     );
-
-    let mut c = Criterion::default().configure_from_args();
-    bench_append(&mut c);
-    bench_chunk(&mut c);
-    bench_postings(&mut c);
-    bench_replay(&mut c);
-    bench_block_read(&mut c);
-    bench_compact(&mut c);
-    c.final_summary();
 }

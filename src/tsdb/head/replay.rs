@@ -12,11 +12,11 @@
 
 use super::series::{Appended, MemSeries};
 use super::{
-    Head, STRIPES, SeriesPages, hash_pairs, known_ids_pairs, locate, retain_ids, table_hash,
-    validate_pairs,
+    Head, STRIPES, SeriesPages, hash_pairs, locate, retain_ids, table_hash, validate_pairs,
 };
 use crate::tsdb::chunkenc::XorAppender;
 use crate::tsdb::index::SeriesLabels;
+use crate::tsdb::index::{MemPostings, Symbols};
 use crate::tsdb::wal::record::{
     self, ChunkEntry, ChunksDecoder, RecordError, RecordType, RefSample, Tombstone,
 };
@@ -77,6 +77,13 @@ struct WorkerStats {
     maxt: i64,
 }
 
+/// Buffers for creating series.
+#[derive(Default)]
+struct Scratch {
+    ids: Vec<u8>,
+    hash: Vec<u8>,
+}
+
 /// The reader's state, carried from record to record.
 struct Reader<'h> {
     head: &'h Head,
@@ -85,7 +92,9 @@ struct Reader<'h> {
     duplicate_refs: HashMap<u64, u64>,
     samples: Vec<RefSample>,
     tombstones: Vec<Tombstone>,
-    ids: Vec<u8>,
+    entries: Vec<(u64, Range<usize>)>,
+    created: Vec<Result<(u64, bool), &'static str>>,
+    scratch: Scratch,
     /// The min valid time so far: older samples are dropped here.
     bound: i64,
     series: u64,
@@ -138,7 +147,9 @@ impl Head {
                 duplicate_refs: HashMap::new(),
                 samples: Vec::new(),
                 tombstones: Vec::new(),
-                ids: Vec::new(),
+                entries: Vec::new(),
+                created: Vec::new(),
+                scratch: Scratch::default(),
                 bound: self.min_valid_time(),
                 series: 0,
                 bad_series: 0,
@@ -186,6 +197,7 @@ impl Head {
             rep.series_collected = self.gc(bound, true).series_removed;
             self.move_time_range(bound);
         }
+        self.index_replayed(workers);
         rep.records = outcome.records;
         rep.corruptions = outcome.corruptions;
         rep.checkpoint = outcome.checkpoint;
@@ -201,46 +213,143 @@ impl Head {
         Ok(rep)
     }
 
-    /// Creates a logged, indexed series under ref `r` (`true`), or returns the ref of the
-    /// series that already has these labels (`false`).
-    fn create_with_ref(
+    /// Creates the series of one series record as logged (not yet indexed: replay
+    /// indexes every series at its end) under their refs. Each result is the ref the
+    /// entry's samples go to (an earlier series with the same labels wins) and whether
+    /// it was created, or why the entry was skipped. The symbol table is write-locked
+    /// once for the whole record: replay is its only writer.
+    fn create_series(
         &self,
+        entries: &[(u64, Range<usize>)],
+        labels: &[(&str, &str)],
+        scratch: &mut Scratch,
+        out: &mut Vec<Result<(u64, bool), &'static str>>,
+    ) {
+        out.clear();
+        let mut sym = self.symbols.write();
+        let mut created = 0;
+        for (r, range) in entries {
+            let pairs = &labels[range.clone()];
+            let res = self.create_one(&mut sym, *r, pairs, scratch);
+            created += u64::from(matches!(res, Ok((_, true))));
+            out.push(res);
+        }
+        drop(sym);
+        self.counters.series.fetch_add(created, Ordering::Relaxed);
+        self.counters
+            .series_created
+            .fetch_add(created, Ordering::Relaxed);
+    }
+
+    fn create_one(
+        &self,
+        sym: &mut Symbols,
         r: u64,
         labels: &[(&str, &str)],
-        ids: &mut Vec<u8>,
+        scratch: &mut Scratch,
     ) -> Result<(u64, bool), &'static str> {
         validate_pairs(labels)?;
         let (st, page, slot) = locate(r).ok_or("series ref out of range")?;
-        let hash = hash_pairs(labels);
-        loop {
-            let sym = self.symbols.read();
-            if !known_ids_pairs(&sym, labels, ids) {
-                drop(sym);
-                self.intern_pairs(labels, ids);
-                continue;
-            }
-            {
-                let mut table = self.hashes[hash as usize % STRIPES].0.lock();
-                if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
-                    return Ok((existing, false));
-                }
-                let mut s = MemSeries::new(ids.as_slice().into());
-                s.logged = true;
-                if !self.stripe(st).insert(page, slot, s) {
-                    return Err("series ref already used by other labels");
-                }
-                retain_ids(&sym, ids);
-                let hi = hash >> 32;
-                table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
-            }
-            self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
-            let pairs = SeriesLabels::pairs(ids)
-                .filter_map(|(n, v)| Some((sym.get_arc(n)?, sym.get_arc(v)?)));
-            self.postings.write().add(r as u32, pairs);
-            self.counters.series.fetch_add(1, Ordering::Relaxed);
-            self.counters.series_created.fetch_add(1, Ordering::Relaxed);
-            return Ok((r, true));
+        let hash = hash_pairs(labels, &mut scratch.hash);
+        let ids = &mut scratch.ids;
+        ids.clear();
+        for (n, v) in labels {
+            let n = sym.intern(n);
+            let v = sym.intern(v);
+            SeriesLabels::push(ids, n, v);
         }
+        let mut table = self.hashes[hash as usize % STRIPES].0.lock();
+        if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
+            return Ok((existing, false));
+        }
+        let mut s = MemSeries::new(ids.as_slice().into());
+        s.logged = true;
+        if !self.stripe(st).insert(page, slot, s) {
+            return Err("series ref already used by other labels");
+        }
+        retain_ids(sym, ids);
+        let hi = hash >> 32;
+        table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
+        self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
+        Ok((r, true))
+    }
+
+    /// Adds every logged series to the postings, built in parallel: thread `k` indexes
+    /// the label pairs whose value id is `k` modulo the thread count, so each pair's
+    /// postings are built whole by one thread and the parts merge without conflicts.
+    /// Series are visited in ref order, so postings grow by appending.
+    fn index_replayed(&self, threads: usize) {
+        let sym = self.symbols.read();
+        if !self.postings.read().all().is_empty() {
+            // Not a fresh head (never so when opening): index one by one.
+            for st in 0..STRIPES {
+                let g = self.stripe(st);
+                let mut p = self.postings.write();
+                for (page_no, page) in g.pages.iter().enumerate() {
+                    for (slot, s) in page.iter().enumerate() {
+                        if let Some(s) = s.as_ref().filter(|s| s.logged) {
+                            let pairs = SeriesLabels::pairs(&s.labels)
+                                .filter_map(|(n, v)| Some((sym.get_arc(n)?, sym.get_arc(v)?)));
+                            p.add(super::truncate::ref_of(st, page_no, slot), pairs);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        let pages = (0..STRIPES)
+            .map(|st| self.stripe(st).pages.len())
+            .max()
+            .unwrap_or(0);
+        let threads = threads.max(1);
+        let sym = &*sym;
+        let parts: Vec<MemPostings> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|k| {
+                    scope.spawn(move || {
+                        let mut part = MemPostings::new();
+                        for page_no in 0..pages {
+                            // Each thread starts the row at another stripe, so they do
+                            // not queue on one lock after another.
+                            for i in 0..STRIPES {
+                                let st = (i + k * STRIPES / threads) % STRIPES;
+                                let g = self.stripe(st);
+                                let Some(page) = g.pages.get(page_no) else {
+                                    continue;
+                                };
+                                for (slot, s) in page.iter().enumerate() {
+                                    let Some(s) = s.as_ref().filter(|s| s.logged) else {
+                                        continue;
+                                    };
+                                    let r = super::truncate::ref_of(st, page_no, slot);
+                                    if k == 0 {
+                                        part.add_to_all(r);
+                                    }
+                                    for (n, v) in SeriesLabels::pairs(&s.labels) {
+                                        if v as usize % threads != k {
+                                            continue;
+                                        }
+                                        if let (Some(n), Some(v)) = (sym.get_arc(n), sym.get_arc(v))
+                                        {
+                                            part.add_pair(r, n, v);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        part
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h.join() {
+                    Ok(p) => p,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        });
+        *self.postings.write() = MemPostings::merge_disjoint(parts);
     }
 
     fn replay_worker(&self, me: usize, workers: usize, rx: Receiver<Job>) -> WorkerStats {
@@ -386,9 +495,16 @@ impl Reader<'_> {
     fn record(&mut self, typ: RecordType, body: &[u8]) -> Result<(), RecordError> {
         match typ {
             RecordType::Series => {
-                for e in record::decode_series(body)? {
-                    self.series(e.series_ref, &e.labels);
+                let mut labels = Vec::new();
+                let mut entries = std::mem::take(&mut self.entries);
+                record::decode_series_flat(body, &mut entries, &mut labels)?;
+                let mut created = std::mem::take(&mut self.created);
+                self.head
+                    .create_series(&entries, &labels, &mut self.scratch, &mut created);
+                for ((r, range), res) in entries.iter().zip(&created) {
+                    self.series(*r, &labels[range.clone()], *res);
                 }
+                (self.entries, self.created) = (entries, created);
             }
             RecordType::Samples => {
                 let mut samples = std::mem::take(&mut self.samples);
@@ -427,8 +543,8 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn series(&mut self, r: u64, labels: &[(&str, &str)]) {
-        match self.head.create_with_ref(r, labels, &mut self.ids) {
+    fn series(&mut self, r: u64, labels: &[(&str, &str)], res: Result<(u64, bool), &'static str>) {
+        match res {
             Ok((got, _)) if got != r => {
                 // Same labels logged under two refs: what names either goes to the first.
                 self.duplicate_refs.insert(r, got);

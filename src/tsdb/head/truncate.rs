@@ -477,8 +477,9 @@ mod tests {
             .map(|(l, v)| (l, v.into_iter().map(|(t, _)| t).collect()))
             .collect();
         assert_eq!(got, want);
-        // Only the last generation is left.
-        assert_eq!(removed, (THREADS * 10 * 7) as u64);
+        // Only the last generation is left. (A series can also be collected between
+        // its creation and its first append, which `append` retries: hence `>=`.)
+        assert!(removed >= (THREADS * 10 * 7) as u64, "{removed}");
         assert_eq!(db.stats().num_series, (THREADS * 10) as u64);
         // And a reopen agrees.
         drop(db);

@@ -48,7 +48,10 @@ impl Postings {
                 }
             }
             Postings::Bitmap(b) => {
-                b.insert(r);
+                // Refs mostly arrive in increasing order: appending skips the search.
+                if b.try_push(r).is_err() {
+                    b.insert(r);
+                }
             }
         }
     }
@@ -146,20 +149,58 @@ impl MemPostings {
         r: u32,
         labels: impl IntoIterator<Item = (&'a Arc<str>, &'a Arc<str>)>,
     ) {
-        self.all.insert(r);
+        if self.all.try_push(r).is_err() {
+            self.all.insert(r);
+        }
         for (name, value) in labels {
-            let values = match self.names.get_mut(&**name) {
-                Some(v) => v,
-                None => self.names.entry(name.clone()).or_default(),
-            };
-            // One descent of the (possibly huge) value map, found or not.
-            match values.entry(value.clone()) {
-                Entry::Occupied(mut e) => e.get_mut().insert(r),
-                Entry::Vacant(e) => {
-                    e.insert(Postings::One(r));
-                }
+            self.add_pair(r, name, value);
+        }
+    }
+
+    /// Indexes series `r` under one label pair (not in [`MemPostings::all`]).
+    pub fn add_pair(&mut self, r: u32, name: &Arc<str>, value: &Arc<str>) {
+        let values = match self.names.get_mut(&**name) {
+            Some(v) => v,
+            None => self.names.entry(name.clone()).or_default(),
+        };
+        // One descent of the (possibly huge) value map, found or not.
+        match values.entry(value.clone()) {
+            Entry::Occupied(mut e) => e.get_mut().insert(r),
+            Entry::Vacant(e) => {
+                e.insert(Postings::One(r));
             }
         }
+    }
+
+    /// Adds series `r` to [`MemPostings::all`] only.
+    pub fn add_to_all(&mut self, r: u32) {
+        if self.all.try_push(r).is_err() {
+            self.all.insert(r);
+        }
+    }
+
+    /// Joins postings built apart, in O(n log parts): no label pair may be in two
+    /// parts (a pair's series must all be in one part), as when parts are built in
+    /// parallel by value.
+    pub fn merge_disjoint(parts: Vec<MemPostings>) -> MemPostings {
+        let mut all = RoaringBitmap::new();
+        let mut by_name: BTreeMap<Arc<str>, Vec<(Arc<str>, Postings)>> = BTreeMap::new();
+        for p in parts {
+            all |= p.all;
+            for (name, values) in p.names {
+                by_name.entry(name).or_default().extend(values);
+            }
+        }
+        let names = by_name
+            .into_iter()
+            .map(|(name, mut values)| {
+                // The parts' runs are sorted already; the sort merges them.
+                values.sort_by(|a, b| a.0.cmp(&b.0));
+                debug_assert!(values.windows(2).all(|w| w[0].0 != w[1].0));
+                (name, values.into_iter().collect::<Values>())
+            })
+            .collect();
+        MemPostings { names, all }
     }
 
     /// Takes series `r` out of the postings of each of its labels, dropping values and
@@ -452,6 +493,41 @@ mod tests {
         assert!(matches!(p, Postings::One(40)));
         assert!(!p.remove(39));
         assert!(p.remove(40));
+    }
+
+    #[test]
+    fn parts_built_apart_merge_into_one_index() {
+        let mut parts: Vec<MemPostings> = (0..3).map(|_| MemPostings::new()).collect();
+        let mut whole = MemPostings::new();
+        for r in (1..200u32).rev() {
+            let labels = [
+                (arc("job"), arc(&format!("j{}", r % 7))),
+                (arc("id"), arc(&format!("{r:04}"))),
+            ];
+            whole.add(r, labels.iter().map(|(n, v)| (n, v)));
+            parts[(r % 3) as usize].add_to_all(r);
+            for (n, v) in &labels {
+                // Partitioned by value: every series of a pair lands in one part.
+                let k = v.len() + v.bytes().map(usize::from).sum::<usize>();
+                parts[k % 3].add_pair(r, n, v);
+            }
+        }
+        let merged = MemPostings::merge_disjoint(parts);
+        assert_eq!(merged.all(), whole.all());
+        assert_eq!(
+            merged.label_names().collect::<Vec<_>>(),
+            whole.label_names().collect::<Vec<_>>()
+        );
+        for name in ["job", "id"] {
+            let got: Vec<_> = merged.label_values(name).collect();
+            assert_eq!(got, whole.label_values(name).collect::<Vec<_>>());
+            for v in got {
+                assert_eq!(
+                    merged.get(name, v).map(Postings::to_bitmap),
+                    whole.get(name, v).map(Postings::to_bitmap)
+                );
+            }
+        }
     }
 
     #[test]

@@ -156,6 +156,34 @@ pub fn decode_series(body: &[u8]) -> Result<Vec<SeriesEntry<'_>>, RecordError> {
     Ok(out)
 }
 
+/// Decodes a whole series record like [`decode_series`], but flat: each entry's ref and
+/// the range of its labels in `labels` go to `entries`. Two allocations per record
+/// instead of one per series.
+pub fn decode_series_flat<'a>(
+    body: &'a [u8],
+    entries: &mut Vec<(u64, std::ops::Range<usize>)>,
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), RecordError> {
+    entries.clear();
+    labels.clear();
+    let mut pos = 0;
+    while pos < body.len() {
+        let series_ref = get_uvarint(body, &mut pos).ok_or(RecordError::Truncated)?;
+        if series_ref == 0 {
+            return Err(RecordError::ZeroRef);
+        }
+        let n = get_uvarint(body, &mut pos).ok_or(RecordError::Truncated)?;
+        let start = labels.len();
+        for _ in 0..n {
+            let name = get_str(body, &mut pos)?;
+            let value = get_str(body, &mut pos)?;
+            labels.push((name, value));
+        }
+        entries.push((series_ref, start..labels.len()));
+    }
+    Ok(())
+}
+
 fn get_str<'a>(body: &'a [u8], pos: &mut usize) -> Result<&'a str, RecordError> {
     let len = get_uvarint(body, pos).ok_or(RecordError::Truncated)? as usize;
     let end = pos.checked_add(len).ok_or(RecordError::Truncated)?;
@@ -468,6 +496,11 @@ mod tests {
             assert!(decode_series(&body[..cut]).is_err(), "cut {cut}");
         }
         assert_eq!(decode_series(&body[..first]).unwrap().len(), 1);
+        let (mut entries, mut labels) = (Vec::new(), Vec::new());
+        decode_series_flat(&body, &mut entries, &mut labels).unwrap();
+        assert_eq!(entries, [(1, 0..2), (300, 2..3)]);
+        assert_eq!(&labels[..2], &a);
+        assert!(decode_series_flat(&body[..first + 1], &mut entries, &mut labels).is_err());
     }
 
     #[test]
