@@ -127,7 +127,7 @@ impl BlockMeta {
     /// Replaces `dir/meta.json` atomically.
     pub fn write(&self, dir: &Path) -> Result<(), BlockError> {
         let bytes = serde_json::to_vec_pretty(self)?;
-        tombstones::replace_file(dir, "meta.json", &bytes)
+        replace_file(dir, "meta.json", &bytes)
     }
 }
 
@@ -271,6 +271,20 @@ impl Block {
 /// Fsyncs a directory, making renames and creations inside it durable.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Replaces `dir/name` atomically: writes `dir/name.tmp`, fsyncs it, renames it over
+/// `name` and fsyncs `dir`, so a crash leaves the old file or the new one.
+pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BlockError> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(name))?;
+    sync_dir(dir)?;
+    Ok(())
 }
 
 #[cfg(test)]

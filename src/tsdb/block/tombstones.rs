@@ -5,10 +5,9 @@
 //! fsync, rename, fsync of the block directory). `docs/format/tombstones.md` has the
 //! bytes. Knows nothing about matchers or chunks.
 
-use super::{BlockError, sync_dir};
+use super::{BlockError, replace_file};
 use crate::tsdb::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 pub const FILE: &str = "tombstones";
@@ -148,18 +147,6 @@ impl Tombstones {
     pub fn write(&self, dir: &Path) -> Result<(), BlockError> {
         replace_file(dir, FILE, &self.encode())
     }
-}
-
-/// Writes `dir/name` through `dir/name.tmp`, fsync and rename, then fsyncs `dir`.
-pub(crate) fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), BlockError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)?;
-    Ok(())
 }
 
 /// Whether `[mint, maxt]` lies wholly inside one of `ivs`.

@@ -240,9 +240,10 @@ fn fold_stream(
     }
     let mut cur: Option<(i64, i64, f64)> = None; // (window end, last t, value)
     for (t, v) in it {
-        let e = window_end(t, res);
+        // Timestamps only grow, so a sample at or before the window's end is in it; the
+        // division is paid once per window, not per sample.
         match &mut cur {
-            Some((we, lt, acc)) if *we == e => {
+            Some((we, lt, acc)) if t <= *we => {
                 *lt = t;
                 *acc = combine(a, *acc, v);
             }
@@ -250,7 +251,7 @@ fn fold_stream(
                 if let Some((_, lt, acc)) = cur {
                     out.push((lt, acc));
                 }
-                cur = Some((e, t, v));
+                cur = Some((window_end(t, res), t, v));
             }
         }
     }
@@ -297,10 +298,9 @@ fn fold_counter(it: impl Iterator<Item = (i64, f64)>, res: i64, out: &mut Vec<(i
     };
     let mut window_first = true;
     for (t, v) in it {
-        let e = window_end(t, res);
-        if window != Some(e) {
+        if window.is_none_or(|w| t > w) {
             flush(out, last_value.take(), ends_stale.take());
-            window = Some(e);
+            window = Some(window_end(t, res));
             window_first = true;
         }
         if is_stale_nan(v) {

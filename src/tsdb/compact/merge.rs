@@ -552,6 +552,30 @@ mod tests {
     }
 
     #[test]
+    fn a_wholly_deleted_block_compacts_to_an_empty_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = block(tmp.path(), &population(0, 2 * H), 0, 2 * H);
+        let all = [Matcher::new(MatchType::Regex, "__name__", ".+").unwrap()];
+        assert_eq!(
+            b.delete(&all, i64::MIN, i64::MAX).unwrap(),
+            b.meta().stats.num_series
+        );
+        assert!(dump(&b, &all).is_empty());
+        let meta = compact(tmp.path(), std::slice::from_ref(&b)).unwrap();
+        assert_eq!(meta.stats, BlockStats::default());
+        assert_eq!((meta.min_time, meta.max_time), (0, 2 * H));
+        assert_eq!(meta.compaction.parents[0].ulid, b.meta().ulid);
+        let e = Arc::new(Block::open(&tmp.path().join(&meta.ulid)).unwrap());
+        assert!(dump(&e, &all).is_empty());
+        assert!(
+            BlockQuerier::new(e, 0, H)
+                .label_names(&[])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn mixed_resolutions_and_nothing_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         assert!(matches!(
