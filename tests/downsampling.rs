@@ -276,7 +276,7 @@ async fn retention_per_resolution_then_by_size() {
             }
             let age = |r| oldest.get(&r).map(|t| top - t);
             let ok = age(0).is_some_and(|a| a < DAY)
-                && age(300_000).is_some_and(|a| a < 2 * DAY && a >= DAY)
+                && age(300_000).is_some_and(|a| (DAY..2 * DAY).contains(&a))
                 && age(HOUR).is_some_and(|a| a >= 2 * DAY);
             ensure(ok, || {
                 format!(
@@ -313,7 +313,7 @@ async fn retention_per_resolution_then_by_size() {
     let total: u64 = std::fs::read_dir(cairn.data_dir())
         .expect("data dir")
         .flatten()
-        .filter(|e| is_block(e))
+        .filter(is_block)
         .map(|e| dir_bytes(&e.path()))
         .sum();
     let limit = total / 2;
@@ -325,7 +325,7 @@ async fn retention_per_resolution_then_by_size() {
         let now: u64 = std::fs::read_dir(cairn.data_dir())
             .map_err(|e| e.to_string())?
             .flatten()
-            .filter(|e| is_block(e))
+            .filter(is_block)
             .map(|e| dir_bytes(&e.path()))
             .sum::<u64>()
             + dir_bytes(&cairn.data_dir().join("wal"));
