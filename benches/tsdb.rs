@@ -496,7 +496,7 @@ impl Drop for Written {
 
 /// Compaction and downsampling throughput over 2k series x 6 h at 15 s (three 2 h
 /// blocks), in raw samples read per second; each iteration writes (and fsyncs) a whole
-/// block.
+/// block. `TMPDIR=/dev/shm` leaves the disk (and the fsyncs) out of the figures.
 fn bench_compact(c: &mut Criterion) {
     use cairn::tsdb::compact;
     let tmp = tempfile::tempdir().expect("tmp");
