@@ -115,6 +115,9 @@ async fn blocks(cairn: &Monitor) -> Vec<Value> {
         .expect("data dir")
         .flatten()
     {
+        if !is_block(&e) {
+            continue; // e.g. `<ulid>.tmp`, being written
+        }
         if let Ok(bytes) = std::fs::read(e.path().join("meta.json")) {
             v.push(serde_json::from_slice::<Value>(&bytes).expect("meta.json"));
         }
