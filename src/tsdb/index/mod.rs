@@ -7,7 +7,7 @@ mod postings;
 mod symbols;
 
 pub mod stats;
-pub use postings::{MemPostings, Postings};
+pub use postings::{MemPostings, Postings, PostingsParts};
 pub use symbols::{SeriesLabels, Symbols};
 
 use roaring::RoaringBitmap;
