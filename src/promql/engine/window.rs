@@ -96,7 +96,7 @@ impl Windows {
     }
 
     /// Whether the series come from a matrix selector: distinct, and in label order.
-    pub fn from_selector(&self) -> bool {
+    pub fn is_selector(&self) -> bool {
         matches!(self.source, Source::Selector { .. })
     }
 

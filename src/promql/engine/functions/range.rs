@@ -159,7 +159,7 @@ fn apply(
     // Dropping one name common to all series keeps a selector's series distinct and in
     // label order, so only differing names need the merge (and its label comparisons).
     let mut first_name: Option<Option<String>> = None;
-    let mut uniform = w.from_selector();
+    let mut uniform = w.is_selector();
     while let Some(labels) = w.next_series(q, &mut samples)? {
         points.clear();
         w.each(q, &samples, |i, t, win, bounds| {
@@ -215,7 +215,7 @@ fn apply(
         q.info(i);
     }
     q.check_deadline()?;
-    if w.from_selector() && (uniform || keeps_name) {
+    if w.is_selector() && (uniform || keeps_name) {
         return Ok(out);
     }
     merge_series(out)
