@@ -126,22 +126,53 @@ pub fn write_value(out: &mut String, v: f64) {
             };
             let _ = write!(out, "{mantissa}e{sign}{digits:0>2}");
         } else {
-            let _ = write!(out, "{v}");
+            write_positional(out, v);
         }
     }
 }
 
+/// A finite `v` as Go's `FormatFloat(v, 'f', -1, 64)` writes it: the shortest digits
+/// that read back as `v`, without an exponent. A matrix can hold millions of values, so
+/// the common magnitudes take ryu's shortest digits (which it writes without exponent
+/// in `[1e-5, 1e16)`); the rest take `Display`, which gives the same digits, slower.
+fn write_positional(out: &mut String, v: f64) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v);
+    if s.contains('e') {
+        let _ = write!(out, "{v}");
+    } else {
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+    }
+}
+
+/// The decimal digits of `n`, without going through `fmt`.
+fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&b| b as char));
+}
+
 /// Milliseconds as seconds: `1435781451.781`, `1.500`, `12`, `-0.250`.
 pub fn write_timestamp(out: &mut String, t_ms: i64) {
-    let mut t = t_ms as i128;
-    if t < 0 {
+    if t_ms < 0 {
         out.push('-');
-        t = -t;
     }
-    let _ = write!(out, "{}", t / 1000);
-    let frac = t % 1000;
+    let t = t_ms.unsigned_abs();
+    write_u64(out, t / 1000);
+    let frac = (t % 1000) as u16;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        out.push('.');
+        for d in [frac / 100, frac / 10 % 10, frac % 10] {
+            out.push(char::from(b'0' + d as u8));
+        }
     }
 }
 
@@ -203,6 +234,9 @@ mod tests {
         assert_eq!(f(12_000), "12");
         assert_eq!(f(-250), "-0.250");
         assert_eq!(f(5), "0.005");
+        assert_eq!(f(-1_000), "-1");
+        assert_eq!(f(i64::MIN), "-9223372036854775.808");
+        assert_eq!(f(1_763_800_012_340), "1763800012.340");
     }
 
     #[test]
@@ -223,6 +257,55 @@ mod tests {
         assert_eq!(f(0.000001), "0.000001");
         assert_eq!(f(123456789012.5), "123456789012.5");
         assert_eq!(f(0.0), "0");
+    }
+
+    /// The fast path gives the digits of `Display` (Go's `'f'` form in this range), over
+    /// values of every magnitude the API prints positionally, except where two shortest
+    /// forms tie, which Go rounds to even.
+    #[test]
+    fn positional_values_match_display() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut checked = 0;
+        while checked < 200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            // Random bit patterns, and short decimals as counters and rates give.
+            for v in [v, (x % 1_000_000) as f64 / 1000.0, (x % 97) as f64 / 3.0] {
+                if !v.is_finite() || (v != 0.0 && !(1e-6..1e21).contains(&v.abs())) {
+                    continue;
+                }
+                let mut s = String::new();
+                write_value(&mut s, v);
+                let display = format!("{v}");
+                if s != display {
+                    // A tie between two shortest forms: Go (and ryu) round it to an even
+                    // last digit, Rust's `Display` up. Both read back as `v`.
+                    let last = s.as_bytes()[s.len() - 1];
+                    assert_eq!(s.len(), display.len(), "{:x}", v.to_bits());
+                    assert_eq!(s[..s.len() - 1], display[..s.len() - 1]);
+                    assert_eq!((last - b'0') % 2, 0, "{s} for {:x}", v.to_bits());
+                    assert_eq!(s.parse::<f64>(), Ok(v));
+                }
+                checked += 1;
+            }
+        }
+        let f = |v| {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            s
+        };
+        assert_eq!(f(-0.0), "-0");
+        // Exactly 1658206780088562.25: Go's FormatFloat gives the even neighbour.
+        assert_eq!(
+            f(f64::from_bits(0x4317_9085_685d_83c9)),
+            "1658206780088562.2"
+        );
+        assert_eq!(f(123456.0), "123456");
+        assert_eq!(f(0.000012), "0.000012");
+        assert_eq!(f(0.0000012), "0.0000012");
+        assert_eq!(f(1e20), "100000000000000000000");
     }
 
     #[test]

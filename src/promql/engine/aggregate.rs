@@ -344,11 +344,23 @@ fn select(
         }
         for &g in &order {
             let m = &mut members[g];
-            match op {
-                // Largest first, NaN last; ties keep input order.
-                AggregateOp::Topk => m.sort_by(|a, b| desc_nan_last(a.1, b.1)),
-                AggregateOp::Bottomk => m.sort_by(|a, b| asc_nan_last(a.1, b.1)),
-                _ => {}
+            // Largest (smallest) first, NaN last; ties keep input order, which is the
+            // order of the series indexes. Only the k best are sorted: picking them is
+            // linear in the group's size, where sorting the whole group is not.
+            let by = |a: &(usize, f64), b: &(usize, f64)| {
+                let by_value = if op == AggregateOp::Topk {
+                    desc_nan_last(a.1, b.1)
+                } else {
+                    asc_nan_last(a.1, b.1)
+                };
+                by_value.then(a.0.cmp(&b.0))
+            };
+            if matches!(op, AggregateOp::Topk | AggregateOp::Bottomk) {
+                if k < m.len() {
+                    m.select_nth_unstable_by(k - 1, by);
+                    m.truncate(k);
+                }
+                m.sort_unstable_by(by);
             }
             for &(i, v) in m.iter().take(k) {
                 let slot = out.slot(i, || input[i].0.clone());
@@ -420,6 +432,30 @@ mod tests {
         let v = vector(&eval_instant(&st, &e, 0).unwrap());
         assert_eq!(v[0].0.get("i"), Some("2"));
         assert_eq!(v[1].0.get("i"), Some("1"));
+        // Ties keep input (label) order, also when only some of them make the cut.
+        let owned: Vec<[(&str, &str); 2]> = ["e", "d", "c", "b", "a", "f"]
+            .iter()
+            .map(|i| [("__name__", "t"), ("i", *i)])
+            .collect();
+        let vals = [1.0, 5.0, 5.0, 5.0, f64::NAN, 5.0];
+        let samples: Vec<[(i64, f64); 1]> = vals.iter().map(|&v| [(0, v)]).collect();
+        let series: Vec<TestSeries<'_>> = owned
+            .iter()
+            .zip(&samples)
+            .map(|(l, s)| (&l[..], &s[..]))
+            .collect();
+        let ties = storage(&series);
+        let pick = |op, k: f64| {
+            let e = agg(op, Some(num(k)), p("t"), &[]);
+            let v = vector(&eval_instant(&ties, &e, 0).unwrap());
+            v.iter()
+                .map(|(l, _)| l.get("i").unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pick(AggregateOp::Topk, 2.0), ["b", "c"]);
+        assert_eq!(pick(AggregateOp::Topk, 5.0), ["b", "c", "d", "f", "e"]);
+        assert_eq!(pick(AggregateOp::Topk, 9.0), ["b", "c", "d", "f", "e", "a"]);
+        assert_eq!(pick(AggregateOp::Bottomk, 2.0), ["e", "b"]);
         let e = agg(AggregateOp::Topk, Some(num(f64::NAN)), p("m"), &[]);
         assert_eq!(
             eval_instant(&st, &e, 0).unwrap_err().to_string(),

@@ -95,6 +95,11 @@ impl Windows {
         }
     }
 
+    /// Whether the series come from a matrix selector: distinct, and in label order.
+    pub fn is_selector(&self) -> bool {
+        matches!(self.source, Source::Selector { .. })
+    }
+
     /// Hands back the samples of the series last read.
     pub fn release(&mut self, q: &mut Query<'_>) {
         q.samples = q.samples.saturating_sub(self.held);

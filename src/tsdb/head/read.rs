@@ -72,18 +72,24 @@ impl Querier for HeadQuerier {
             return Ok(Vec::new());
         }
         let refs = self.head.postings.read().select(matchers);
-        // Under stripe locks: label ids (into one shared buffer) and chunk snapshots.
+        // Under stripe locks: label ids (into one shared buffer) and chunk snapshots
+        // (into one shared snapshot, open chunks copied into one buffer).
         let mut ids: Vec<u32> = Vec::new();
-        let mut found: Vec<(usize, usize, Vec<ClosedChunk>, Vec<Interval>)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
+        let mut snap = SnapshotBuilder::default();
         self.for_each_in_range(&refs, |r, s| {
-            let mut chunks = Vec::new();
-            s.snapshot(self.mint, self.maxt, &mut chunks);
             let mut deleted = Vec::new();
             self.head.deleted_into(r, &mut deleted);
-            if !deleted.is_empty() {
-                chunks.retain(|c| !wholly_deleted(&deleted, c.mint, c.maxt));
+            if !deleted.is_empty()
+                && let (Some(a), Some(b)) = (s.min_time(), s.max_time())
+                && wholly_deleted(&deleted, a.max(self.mint), b.min(self.maxt))
+            {
+                // Every sample in range is deleted: the series is not there at all.
+                return;
             }
-            if chunks.is_empty() {
+            let first = snap.chunks.len();
+            snap.add(s, self.mint, self.maxt);
+            if snap.chunks.len() == first {
                 return;
             }
             let start = ids.len();
@@ -91,27 +97,37 @@ impl Querier for HeadQuerier {
                 ids.push(n);
                 ids.push(v);
             }
-            found.push((start, ids.len(), chunks, deleted));
+            found.push(Found {
+                ids: (start as u32, ids.len() as u32),
+                chunks: (first as u32, snap.chunks.len() as u32),
+                deleted,
+            });
         });
-        let mut strings = self.head.resolve(&ids).into_iter();
+        let snap = Arc::new(snap.finish());
+        let strings = LabelStrings::resolve(&self.head, &mut ids);
+        found.sort_unstable_by(|a, b| strings.cmp(&ids, a.ids, b.ids));
         let mut out = Vec::with_capacity(found.len());
-        for (start, end, chunks, deleted) in found {
-            let labels: Vec<Label> = (0..(end - start) / 2)
-                .filter_map(|_| {
-                    Some(Label {
-                        name: strings.next()?,
-                        value: strings.next()?,
-                    })
+        for f in found {
+            let pairs = &ids[f.ids.0 as usize..f.ids.1 as usize];
+            let labels = pairs
+                .chunks_exact(2)
+                .map(|p| Label {
+                    name: strings.get(p[0]).to_string(),
+                    value: strings.get(p[1]).to_string(),
                 })
                 .collect();
+            let chunks = SnapshotChunks {
+                snap: snap.clone(),
+                first: f.chunks.0 as usize,
+                len: (f.chunks.1 - f.chunks.0) as usize,
+            };
             out.push(Series {
                 labels: Labels::from_sorted(labels),
-                samples: Box::new(HeadSeriesIterator::with_deleted(
-                    chunks, self.mint, self.maxt, deleted,
+                samples: Box::new(ChunkSeriesIterator::with_deleted(
+                    chunks, self.mint, self.maxt, f.deleted,
                 )),
             });
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 
@@ -157,6 +173,161 @@ impl Querier for HeadQuerier {
         let mut out = self.head.resolve(&ids);
         out.sort_unstable();
         Ok(out)
+    }
+}
+
+/// A selected series: its label ids and its chunks, as ranges of the select's buffers.
+struct Found {
+    ids: (u32, u32),
+    chunks: (u32, u32),
+    /// The series' deleted intervals (tombstones); usually empty, so no allocation.
+    deleted: Vec<Interval>,
+}
+
+/// The distinct strings of a select's label ids, and their order. Series are sorted by
+/// comparing ranks, so the sort compares integers, not strings.
+struct LabelStrings {
+    strs: Vec<Arc<str>>,
+    /// `rank[i]`: the position of `strs[i]` in string order.
+    rank: Vec<u32>,
+}
+
+impl LabelStrings {
+    /// Resolves the distinct ids of `ids` and rewrites each id as its index into them.
+    /// The symbol lock is taken in short turns, as appends need it to create series.
+    fn resolve(head: &Head, ids: &mut [u32]) -> Self {
+        let mut uniq = ids.to_vec();
+        uniq.sort_unstable();
+        uniq.dedup();
+        let mut strs: Vec<Arc<str>> = Vec::with_capacity(uniq.len());
+        for batch in uniq.chunks(4096) {
+            let sym = head.symbols.read();
+            strs.extend(
+                batch
+                    .iter()
+                    .map(|&id| sym.get_arc(id).cloned().unwrap_or_else(|| Arc::from(""))),
+            );
+        }
+        for id in ids.iter_mut() {
+            // Every id is in `uniq`: it was built from them.
+            *id = uniq.binary_search(id).unwrap_or(0) as u32;
+        }
+        let mut order: Vec<u32> = (0..strs.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| strs[a as usize].cmp(&strs[b as usize]));
+        let mut rank = vec![0; strs.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        LabelStrings { strs, rank }
+    }
+
+    fn get(&self, i: u32) -> &str {
+        &self.strs[i as usize]
+    }
+
+    /// Compares two series' labels (`name, value, ...` index ranges of `ids`) as
+    /// [`Labels`] compare: pair by pair, a prefix first.
+    fn cmp(&self, ids: &[u32], a: (u32, u32), b: (u32, u32)) -> std::cmp::Ordering {
+        let ranks = |(s, e): (u32, u32)| {
+            ids[s as usize..e as usize]
+                .iter()
+                .map(|&i| self.rank[i as usize])
+        };
+        ranks(a).cmp(ranks(b))
+    }
+}
+
+/// Chunk snapshots of every series of one select, shared by their iterators: closed
+/// chunks by handle, open ones copied into one buffer, so a select allocates per call,
+/// not per series.
+#[derive(Default)]
+struct SnapshotBuilder {
+    chunks: Vec<SnapChunk>,
+    open: Vec<u8>,
+    /// Indexes of the chunks whose bytes lie in `open`.
+    opened: Vec<usize>,
+    /// What those chunks point at until `open` is shared.
+    placeholder: Arc<[u8]>,
+}
+
+/// One chunk of a snapshot: `data[start..end]`, where `data` is a closed chunk's bytes
+/// or the snapshot's buffer of open chunks.
+struct SnapChunk {
+    maxt: i64,
+    data: Arc<[u8]>,
+    start: u32,
+    end: u32,
+}
+
+impl SnapshotBuilder {
+    /// Adds the chunks of `s` that overlap `[mint, maxt]`, as [`MemSeries::snapshot`].
+    fn add(&mut self, s: &super::MemSeries, mint: i64, maxt: i64) {
+        let first = s.chunks.partition_point(|c| c.maxt < mint);
+        for c in &s.chunks[first..] {
+            if c.mint > maxt {
+                break;
+            }
+            self.chunks.push(SnapChunk {
+                maxt: c.maxt,
+                data: c.data.clone(),
+                start: 0,
+                end: c.data.len() as u32,
+            });
+        }
+        if let (Some(hmin), Some((hmax, _))) = (s.head.first_t(), s.head.last())
+            && hmin <= maxt
+            && hmax >= mint
+        {
+            let start = self.open.len() as u32;
+            self.open.extend_from_slice(s.head.bytes());
+            self.opened.push(self.chunks.len());
+            self.chunks.push(SnapChunk {
+                maxt: hmax,
+                data: self.placeholder.clone(),
+                start,
+                end: self.open.len() as u32,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Snapshot {
+        let open: Arc<[u8]> = Arc::from(std::mem::take(&mut self.open));
+        for &i in &self.opened {
+            self.chunks[i].data = open.clone();
+        }
+        Snapshot {
+            chunks: self.chunks,
+        }
+    }
+}
+
+struct Snapshot {
+    chunks: Vec<SnapChunk>,
+}
+
+/// One series' chunks in a select's shared [`Snapshot`].
+pub struct SnapshotChunks {
+    snap: Arc<Snapshot>,
+    first: usize,
+    len: usize,
+}
+
+impl ChunkSet for SnapshotChunks {
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    fn maxt(&self, i: usize) -> i64 {
+        self.snap.chunks[self.first + i].maxt
+    }
+    #[inline]
+    fn bytes(&self, i: usize) -> &[u8] {
+        if i >= self.len {
+            return &[];
+        }
+        let c = &self.snap.chunks[self.first + i];
+        c.data.get(c.start as usize..c.end as usize).unwrap_or(&[])
     }
 }
 
@@ -328,27 +499,42 @@ impl<S: ChunkSet> ChunkSeriesIterator<S> {
     }
 }
 
-impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
-    fn next(&mut self) -> Option<Sample> {
+impl<S: ChunkSet> ChunkSeriesIterator<S> {
+    /// The first sample at or after `min` (and `mint`), decoding chunk by chunk with
+    /// each chunk's bytes looked up once, not once per sample.
+    #[inline]
+    fn advance(&mut self, min: i64) -> Option<Sample> {
         while !self.done {
             if self.idx >= self.chunks.len() {
                 self.done = true;
                 break;
             }
-            match self.dec.next(self.chunks.bytes(self.idx)) {
-                Some((t, _)) if t < self.mint => {}
-                Some((t, _)) if t > self.maxt => self.done = true,
-                Some((t, _))
-                    if !self.deleted.is_empty()
-                        && is_deleted(&self.deleted, &mut self.del_at, t) => {}
-                Some((t, v)) => {
-                    self.cur = Some(Sample { t, v });
+            let bytes = self.chunks.bytes(self.idx);
+            while let Some((t, v)) = self.dec.next(bytes) {
+                if t < self.mint {
+                    continue;
+                }
+                if t > self.maxt {
+                    self.done = true;
+                    return None;
+                }
+                if !self.deleted.is_empty() && is_deleted(&self.deleted, &mut self.del_at, t) {
+                    continue;
+                }
+                self.cur = Some(Sample { t, v });
+                if t >= min {
                     return self.cur;
                 }
-                None => self.open_chunk(self.idx + 1),
             }
+            self.open_chunk(self.idx + 1);
         }
         None
+    }
+}
+
+impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
+    fn next(&mut self) -> Option<Sample> {
+        self.advance(i64::MIN)
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
@@ -373,12 +559,7 @@ impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
         if lo != self.idx {
             self.open_chunk(lo);
         }
-        loop {
-            let s = self.next()?;
-            if s.t >= t {
-                return Some(s);
-            }
-        }
+        self.advance(t)
     }
 }
 
@@ -520,6 +701,60 @@ mod tests {
                 .len(),
             100
         );
+    }
+
+    /// Symbol ids are handed out in order of first use, unlike string order; label sets
+    /// of different lengths, one a prefix of another, and names before `__name__` must
+    /// still come out as `Labels` order them, with each series' own samples.
+    #[test]
+    fn select_orders_by_label_strings_not_symbol_ids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        let mut app = db.appender();
+        let mut rows: Vec<Labels> = Vec::new();
+        let mut x = 7u64;
+        for i in 0..300 {
+            // A small linear congruential generator: varied, repeatable label sets.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut pairs = vec![("__name__", "m".to_string()), ("k", format!("{}", x >> 60))];
+            if x & 1 == 0 {
+                pairs.push(("z", format!("v{}", (x >> 40) % 5)));
+            }
+            if x & 2 == 0 {
+                pairs.push(("A", format!("{}", (x >> 20) % 3)));
+            }
+            pairs.push(("i", i.to_string()));
+            let l = Labels::from_pairs(pairs);
+            app.append(&l, i, i as f64).unwrap();
+            rows.push(l);
+        }
+        // Samples in the open chunk of some series, and after a cut in others.
+        for (i, l) in rows.iter().enumerate().step_by(3) {
+            for k in 1..130 {
+                app.append(l, i as i64 + 1000 * k, k as f64).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        let q = db.querier(0, i64::MAX).unwrap();
+        let sel = q.select(&[m("__name__", MatchType::Equal, "m")]).unwrap();
+        let mut want = rows.clone();
+        want.sort();
+        let got: Vec<Labels> = sel.iter().map(|s| s.labels.clone()).collect();
+        assert_eq!(got, want);
+        for mut s in sel {
+            let i: i64 = s.labels.get("i").unwrap().parse().unwrap();
+            let samples: Vec<_> = std::iter::from_fn(|| s.samples.next()).collect();
+            assert_eq!(samples[0].t, i);
+            let (n, last) = if i % 3 == 0 {
+                (130, 129.0)
+            } else {
+                (1, i as f64)
+            };
+            assert_eq!(samples.len(), n, "{}", s.labels);
+            assert_eq!(samples[n - 1].v, last);
+        }
     }
 
     #[test]

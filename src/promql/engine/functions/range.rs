@@ -219,6 +219,10 @@ fn apply(
     // Output points are charged as they are made, so the peak sees them beside the
     // series being read; [`eval::eval`] charges the node's output again once it is done.
     let mut charged = 0;
+    // Dropping one name common to all series keeps a selector's series distinct and in
+    // label order, so only differing names need the merge (and its label comparisons).
+    let mut first_name: Option<Option<String>> = None;
+    let mut uniform = w.is_selector();
     while let Some(labels) = w.next_series(q, &mut samples)? {
         points.clear();
         w.each(q, &samples, |i, t, win, bounds| {
@@ -254,6 +258,13 @@ fn apply(
                  _total/_sum/_count/_bucket: {name:?} ({pos})"
             ));
         }
+        if uniform && !keeps_name {
+            let name = labels.get(METRIC_NAME);
+            match &first_name {
+                None => first_name = Some(name.map(str::to_string)),
+                Some(first) => uniform = first.as_deref() == name,
+            }
+        }
         let labels = if keeps_name {
             labels
         } else {
@@ -267,6 +278,9 @@ fn apply(
         q.info(i);
     }
     q.check_deadline()?;
+    if w.is_selector() && (uniform || keeps_name) {
+        return Ok(out);
+    }
     merge_series(out)
 }
 
