@@ -200,6 +200,18 @@ fn run(args: &Args) -> Result<()> {
         println!("- {n}");
     }
     println!("- took {took:.0} s; load average {:.2} at the end", procfs::load_average());
+    let profiles = [
+        ("scrape", scrape.as_ref().and_then(|s| s.profile.as_ref())),
+        (
+            "remote write",
+            saturation.as_ref().and_then(|s| s.profile.as_ref()),
+        ),
+    ];
+    for (name, profile) in profiles {
+        if let Some(p) = profile {
+            println!("\ncairn's profile during {name} (perf, flat, symbols over 1%):\n{p}");
+        }
+    }
 
     let out = json!({
         "machine": machine,
@@ -253,10 +265,15 @@ type PerSystem<T> = [T; 3];
 #[derive(Debug, Default, Clone, Serialize)]
 struct ScrapeFigures {
     cpu_seconds: f64,
+    /// Samples due in the measured window: active series x window / interval.
     samples: f64,
+    /// Samples the system itself counted in the window (`scrape_samples_scraped`).
+    samples_counted: f64,
     cpu_seconds_per_million: f64,
     active_series: f64,
+    /// Average of the readings taken every 5 s over the measured window.
     rss_bytes: u64,
+    rss_max_bytes: u64,
     rss_bytes_per_series: f64,
     disk_bytes: u64,
     disk_how: String,
@@ -323,7 +340,25 @@ fn scrape_phase(
     } else {
         None
     };
-    std::thread::sleep(Duration::from_secs(args.duration));
+    // RSS moves with every garbage collection and head cut: average a reading every
+    // 5 s over the window rather than trust one.
+    let mut rss_sum = [0.0; 3];
+    let mut rss_max = [0u64; 3];
+    let mut readings = 0;
+    let window_end = t0 + Duration::from_secs(args.duration);
+    loop {
+        let left = window_end.saturating_duration_since(Instant::now());
+        std::thread::sleep(left.min(Duration::from_secs(5)));
+        for (k, s) in servers.iter().enumerate() {
+            let rss = procfs::rss_bytes(s.pid())?;
+            rss_sum[k] += rss as f64;
+            rss_max[k] = rss_max[k].max(rss);
+        }
+        readings += 1;
+        if left <= Duration::from_secs(5) {
+            break;
+        }
+    }
     let cpu1 = servers
         .iter()
         .map(|s| procfs::cpu_seconds(s.pid()))
@@ -335,13 +370,29 @@ fn scrape_phase(
     let mut figures: PerSystem<ScrapeFigures> = Default::default();
     for (k, s) in servers.iter().enumerate() {
         let f = &mut figures[k];
-        f.rss_bytes = procfs::rss_bytes(s.pid())?;
+        f.rss_bytes = (rss_sum[k] / readings as f64) as u64;
+        f.rss_max_bytes = rss_max[k];
         f.cpu_seconds = cpu1[k] - cpu0[k];
-        let window = (t1_ms - t0_ms) / 1000;
-        f.samples = scraped_samples(client, s, window, t1_ms)?;
-        f.cpu_seconds_per_million = f.cpu_seconds / (f.samples / 1e6);
         f.active_series = active_series(client, s, t1_ms)?;
         f.rss_bytes_per_series = f.rss_bytes as f64 / f.active_series;
+        // Every system scrapes the same series at the same interval, so each ingests
+        // series x window / interval samples; what a system counted in the window can
+        // be one scrape per target off either way, depending on where its scrapes fall.
+        // The count checks that nothing was missed; the steady rate divides the CPU.
+        let window = (t1_ms - t0_ms) / 1000;
+        f.samples_counted = scraped_samples(client, s, window, t1_ms)?;
+        f.samples = f.active_series * seconds / interval as f64;
+        f.cpu_seconds_per_million = f.cpu_seconds / (f.samples / 1e6);
+        let scrape = f.active_series;
+        if (f.samples_counted - f.samples).abs() > scrape + 0.02 * f.samples {
+            notes.push(format!(
+                "scrape: {} stored {:.0} samples in the window where {:.0} were due: it \
+                 missed scrapes (see its log)",
+                s.kind.name(),
+                f.samples_counted,
+                f.samples
+            ));
+        }
     }
     let profile = profiler.map(|p| p.finish());
     for (k, s) in servers.iter().enumerate() {
@@ -747,7 +798,7 @@ struct Profiler {
 impl Profiler {
     fn start(pid: u32, data: &Path, seconds: u64) -> Option<Profiler> {
         let child = std::process::Command::new("perf")
-            .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+            .args(["record", "-F", "499", "-p", &pid.to_string(), "-o"])
             .arg(data)
             .args(["--", "sleep", &seconds.to_string()])
             .stdout(std::process::Stdio::null())
@@ -770,7 +821,7 @@ impl Profiler {
         let _ = self.child.wait();
         let report = std::process::Command::new("perf")
             .args(["report", "--stdio", "--no-children", "--sort", "symbol"])
-            .args(["--percent-limit", "1", "-g", "none", "-i"])
+            .args(["--percent-limit", "1", "-i"])
             .arg(&self.data)
             .output();
         match report {

@@ -25,7 +25,7 @@ impl Goal {
             Goal::AtMostTimesPrometheus(x) => format!("<= {x}x P"),
             Goal::AtMostTimesVictoriaMetrics(x) => format!("<= {x}x VM"),
             Goal::AtLeast(x) => format!(">= {}", human(x)),
-            Goal::Equal(x) => format!("all {}", human(x)),
+            Goal::Equal(x) => format!("all {x:.0}"),
         }
     }
 }
@@ -71,7 +71,15 @@ impl Row {
         }
     }
 
+    /// A row of counts (answers equal) has no meaningful ratio.
+    fn is_count(&self) -> bool {
+        matches!(self.goal, Some(Goal::Equal(_)))
+    }
+
     fn ratio(&self, other: usize) -> Option<f64> {
+        if self.is_count() {
+            return None;
+        }
         let c = self.values[0]?;
         let o = self.values[other]?;
         (o != 0.0 && c.is_finite() && o.is_finite()).then_some(c / o)
@@ -123,12 +131,16 @@ pub fn table(rows: &[Row]) -> String {
     ));
     for r in rows {
         let ratio = |k| r.ratio(k).map_or_else(|| "-".into(), |x| format!("{x:.2}"));
+        let value = |v: Option<f64>| match v {
+            Some(v) if r.is_count() => format!("{v:.0}"),
+            v => cell(v),
+        };
         out.push_str(&format!(
             "| {:50} | {:>8} | {:>8} | {:>8} | {:>7} | {:>7} | {:>10} | {:4} |\n",
             r.name,
-            cell(r.values[0]),
-            cell(r.values[1]),
-            cell(r.values[2]),
+            value(r.values[0]),
+            value(r.values[1]),
+            value(r.values[2]),
             ratio(1),
             ratio(2),
             r.goal.map_or_else(String::new, Goal::text),
@@ -221,11 +233,10 @@ pub fn shortfalls(rows: &[Row]) -> Vec<String> {
                     goal.text(),
                     1.0 / x
                 ),
-                Goal::Equal(_) => format!(
-                    "{}: {} of {}",
+                Goal::Equal(x) => format!(
+                    "{}: {:.0} of {x:.0} (the differences are listed below)",
                     r.name,
-                    cell(r.values[0]),
-                    goal.text()
+                    r.values[0].unwrap_or(0.0)
                 ),
                 _ => format!(
                     "{}: {:.2}x the goal's bound ({}); it needs {:.0}% less",

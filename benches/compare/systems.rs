@@ -252,11 +252,37 @@ impl Server {
                     .get(format!("{}/internal/force_flush", self.base))
                     .send()?
                     .error_for_status()?;
-                // VictoriaMetrics merges small parts in the background; give it a moment.
-                std::thread::sleep(Duration::from_secs(3));
-                let bytes = crate::procfs::dir_bytes(&self.data.join("data"))
-                    + crate::procfs::dir_bytes(&self.data.join("indexdb"));
-                Ok((bytes, "force_flush, data + indexdb".into()))
+                // force_flush makes the data searchable as in-memory parts; 1.79 writes
+                // them to files some seconds later. Wait until the files hold what the
+                // system says its parts hold (`vm_data_size_bytes`), 60 s at most.
+                let on_disk = || {
+                    crate::procfs::dir_bytes(&self.data.join("data"))
+                        + crate::procfs::dir_bytes(&self.data.join("indexdb"))
+                };
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let text = client
+                        .get(format!("{}/metrics", self.base))
+                        .send()?
+                        .text()?;
+                    let parts: f64 = text
+                        .lines()
+                        .filter(|l| l.starts_with("vm_data_size_bytes{"))
+                        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                        .sum();
+                    let bytes = on_disk();
+                    if bytes as f64 >= 0.95 * parts {
+                        return Ok((bytes, "force_flush, parts on disk (data + indexdb)".into()));
+                    }
+                    if Instant::now() > deadline {
+                        return Ok((
+                            parts as u64,
+                            "force_flush, vm_data_size_bytes (parts not all on disk in 60 s)"
+                                .into(),
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
             }
             Kind::Cairn => {
                 // cairn has no flush or snapshot endpoint yet: try Prometheus's, and fall
