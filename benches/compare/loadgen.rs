@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Upper bounds of the latency buckets, seconds; the last bucket is `+Inf`.
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 const BUCKET_LABELS: [&str; 12] = [
     "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
 ];
@@ -158,8 +160,10 @@ impl TargetModel {
                 "app_request_duration_seconds_sum",
                 "app_request_duration_seconds_count",
             ] {
-                m.labels
-                    .push(vec![("__name__", name.into()), ("handler", handler.clone())]);
+                m.labels.push(vec![
+                    ("__name__", name.into()),
+                    ("handler", handler.clone()),
+                ]);
             }
         }
         for i in 0..gauges {
@@ -284,7 +288,9 @@ impl TargetModel {
         self.for_each_value(|i, v| {
             for (first, name, kind, help) in families {
                 if first == i {
-                    out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
+                    out.extend_from_slice(
+                        format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes(),
+                    );
                 }
             }
             let end = self.prefix_ends[i];

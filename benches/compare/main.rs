@@ -86,7 +86,11 @@ struct Args {
     #[arg(long)]
     cairn: Option<PathBuf>,
     /// Phases to run, comma-separated: scrape, history, remote-write.
-    #[arg(long, value_delimiter = ',', default_value = "scrape,history,remote-write")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "scrape,history,remote-write"
+    )]
     phases: Vec<String>,
     /// Profile cairn with `perf` during the scrape and remote-write measurements and
     /// print its top symbols (perf's sampling costs cairn a little CPU).
@@ -157,18 +161,35 @@ fn run(args: &Args) -> Result<()> {
     let phase = |name: &str| args.phases.iter().any(|p| p == name);
     let mut notes = Vec::new();
     let scrape = if phase("scrape") {
-        Some(scrape_phase(args, &programs, &client, work.path(), &mut notes)?)
+        Some(scrape_phase(
+            args,
+            &programs,
+            &client,
+            work.path(),
+            &mut notes,
+        )?)
     } else {
         None
     };
     let history = if phase("history") {
-        Some(history_phase(args, &programs, &client, work.path(), &mut notes)?)
+        Some(history_phase(
+            args,
+            &programs,
+            &client,
+            work.path(),
+            &mut notes,
+        )?)
     } else {
         None
     };
     let saturation = if phase("remote-write") {
         Some(saturation_phase(
-            args, &programs, &client, work.path(), &machine, &mut notes,
+            args,
+            &programs,
+            &client,
+            work.path(),
+            &machine,
+            &mut notes,
         )?)
     } else {
         None
@@ -199,7 +220,10 @@ fn run(args: &Args) -> Result<()> {
     for n in &closing {
         println!("- {n}");
     }
-    println!("- took {took:.0} s; load average {:.2} at the end", procfs::load_average());
+    println!(
+        "- took {took:.0} s; load average {:.2} at the end",
+        procfs::load_average()
+    );
     let profiles = [
         ("scrape", scrape.as_ref().and_then(|s| s.profile.as_ref())),
         (
@@ -336,7 +360,11 @@ fn scrape_phase(
     let t0 = Instant::now();
     let t0_ms = remote_write::now_ms();
     let profiler = if args.perf {
-        Profiler::start(servers[0].pid(), &work.join("perf-scrape.data"), args.duration)
+        Profiler::start(
+            servers[0].pid(),
+            &work.join("perf-scrape.data"),
+            args.duration,
+        )
     } else {
         None
     };
@@ -443,7 +471,12 @@ fn scraped_samples(
     window: i64,
     at_ms: i64,
 ) -> Result<f64> {
-    let data = instant(client, s, &format!("scrape_samples_scraped[{window}s]"), at_ms)?;
+    let data = instant(
+        client,
+        s,
+        &format!("scrape_samples_scraped[{window}s]"),
+        at_ms,
+    )?;
     let mut total = 0.0;
     for series in data["result"].as_array().context("result list")? {
         for p in series["values"].as_array().context("values")? {
@@ -474,7 +507,10 @@ fn instant(
 ) -> Result<serde_json::Value> {
     let body: serde_json::Value = client
         .get(format!("{}/api/v1/query", s.base))
-        .query(&[("query", expr), ("time", &format!("{:.3}", at_ms as f64 / 1000.0))])
+        .query(&[
+            ("query", expr),
+            ("time", &format!("{:.3}", at_ms as f64 / 1000.0)),
+        ])
         .send()?
         .json()?;
     anyhow::ensure!(
@@ -536,9 +572,12 @@ fn history_phase(
             url: format!("{}/api/v1/write", s.base),
         })
         .collect();
-    let backfill = remote_write::backfill(
-        client, models, &table, start_ms, step_ms, steps, args.batch, &sinks,
-    )?;
+    let schedule = remote_write::Schedule {
+        start_ms,
+        step_ms,
+        steps,
+    };
+    let backfill = remote_write::backfill(client, models, &table, &schedule, args.batch, &sinks)?;
     let samples_sent = table.len() as u64 * (steps + 1);
     for (sink, b) in sinks.iter().zip(&backfill) {
         say(format!(
@@ -750,7 +789,10 @@ fn rows(
     }
     if let Some(h) = history {
         rows.push(Row::new(
-            &format!("history {}h: disk bytes per sample, after flush", args.history_hours),
+            &format!(
+                "history {}h: disk bytes per sample, after flush",
+                args.history_hours
+            ),
             h.disk_bytes_per_sample.map(Some),
             Some(Goal::AtMostTimesVictoriaMetrics(1.0)),
         ));
@@ -763,7 +805,10 @@ fn rows(
             Some(h.queries.iter().filter(|o| f(o)).count() as f64)
         };
         rows.push(Row::new(
-            &format!("query answers equal to Prometheus's (of {})", h.queries.len()),
+            &format!(
+                "query answers equal to Prometheus's (of {})",
+                h.queries.len()
+            ),
             [
                 count(|o| o.cairn_equals_prometheus),
                 Some(h.queries.len() as f64),

@@ -198,7 +198,10 @@ fn ask(client: &reqwest::blocking::Client, server: &Server, case: &Case) -> Resu
         .json()
         .context("answer is not JSON")?;
     if body["status"] != "success" {
-        bail!("{}", body["error"].as_str().unwrap_or("error without a message"));
+        bail!(
+            "{}",
+            body["error"].as_str().unwrap_or("error without a message")
+        );
     }
     parse_answer(&body["data"])
 }
@@ -277,7 +280,8 @@ pub fn self_check() -> Result<usize> {
     let all = cases(1_700_000_100);
     anyhow::ensure!(all.len() == 20, "20 cases, got {}", all.len());
     anyhow::ensure!(
-        all.iter().all(|c| c.start.is_none_or(|s| (c.end - s) % 300 == 0)),
+        all.iter()
+            .all(|c| c.start.is_none_or(|s| (c.end - s) % 300 == 0)),
         "ranges are whole steps"
     );
     let a = parse_answer(&serde_json::json!({

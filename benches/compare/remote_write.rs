@@ -98,10 +98,7 @@ impl RequestEncoder {
         self.raw.clear();
         for s in range {
             let labels = table.labels_pb(s);
-            let samples_len: usize = rounds
-                .iter()
-                .map(|r| field_len(sample_len(r[s].0)))
-                .sum();
+            let samples_len: usize = rounds.iter().map(|r| field_len(sample_len(r[s].0))).sum();
             self.raw.push(0x0a);
             push_varint(&mut self.raw, (labels.len() + samples_len) as u64);
             self.raw.extend_from_slice(labels);
@@ -215,20 +212,30 @@ pub struct BackfillResult {
     pub seconds: f64,
 }
 
-/// The history: `steps + 1` rounds of every series of `models`, `step_ms` apart from
-/// `start_ms`, in time order, in requests of about `batch` samples, sent to every sink.
-/// One producer encodes each request once; each sink has its own sending thread, so a
-/// slow system delays the others by at most a few requests.
+/// When the history's samples fall: `steps + 1` rounds, `step_ms` apart from `start_ms`.
+pub struct Schedule {
+    pub start_ms: i64,
+    pub step_ms: i64,
+    pub steps: u64,
+}
+
+/// The history: every round of `schedule` for every series of `models`, in time order,
+/// in requests of about `batch` samples, sent to every sink. One producer encodes each
+/// request once; each sink has its own sending thread, so a slow system delays the
+/// others by at most a few requests.
 pub fn backfill(
     client: &reqwest::blocking::Client,
     mut models: Vec<TargetModel>,
     table: &SeriesTable,
-    start_ms: i64,
-    step_ms: i64,
-    steps: u64,
+    schedule: &Schedule,
     batch: usize,
     sinks: &[Sink],
 ) -> Result<Vec<BackfillResult>> {
+    let Schedule {
+        start_ms,
+        step_ms,
+        steps,
+    } = *schedule;
     let n = table.len().max(1);
     let rounds_per_request = (batch / n).clamp(1, 120);
     let series_per_request = batch.clamp(1, n);
@@ -265,7 +272,14 @@ pub fn backfill(
             for (j, round) in rounds.iter_mut().enumerate() {
                 let r = k + j as u64;
                 let dt = step_ms as f64 / 1000.0;
-                fill_round(&mut models, table, dt, start_ms + r as i64 * step_ms, r, round);
+                fill_round(
+                    &mut models,
+                    table,
+                    dt,
+                    start_ms + r as i64 * step_ms,
+                    r,
+                    round,
+                );
             }
             let mut first = 0;
             while first < table.len() {
@@ -351,8 +365,7 @@ pub fn saturate(
                 let mut r = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     // Wait for the slowest sender rather than run ahead of it.
-                    while r > slowest(progress) + MAX_LEAD_ROUNDS && !stop.load(Ordering::Relaxed)
-                    {
+                    while r > slowest(progress) + MAX_LEAD_ROUNDS && !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                     rounds.resize_with(rounds_per_request, Vec::new);
@@ -457,7 +470,9 @@ pub fn self_check() -> Result<usize> {
     let table = SeriesTable::new(&models, "app", &names);
     anyhow::ensure!(table.len() == 80, "series {}", table.len());
     let rounds = vec![
-        (0..80).map(|i| (1_700_000_000_000 + i, i as f64 * 0.5)).collect::<Vec<_>>(),
+        (0..80)
+            .map(|i| (1_700_000_000_000 + i, i as f64 * 0.5))
+            .collect::<Vec<_>>(),
         (0..80).map(|i| (1_700_000_015_000 + i, 0.0)).collect(),
     ];
     let mut enc = RequestEncoder::new();
@@ -471,7 +486,10 @@ pub fn self_check() -> Result<usize> {
         names_of == ["__name__", "code", "handler", "instance", "job", "method"],
         "sorted label names: {names_of:?}"
     );
-    anyhow::ensure!(ts.labels[3].value == "a:1" && ts.labels[4].value == "app", "job, instance");
+    anyhow::ensure!(
+        ts.labels[3].value == "a:1" && ts.labels[4].value == "app",
+        "job, instance"
+    );
     anyhow::ensure!(ts.samples.len() == 2, "two rounds");
     anyhow::ensure!(
         ts.samples[0].timestamp == 1_700_000_000_003 && ts.samples[0].value == 1.5,

@@ -258,18 +258,30 @@ pub fn self_check() -> anyhow::Result<usize> {
         Some(Goal::AtMostTimesPrometheus(0.4)),
     );
     anyhow::ensure!(r.met == Some(false), "1.0 > 0.4 x 2.0");
-    anyhow::ensure!(r.versus_goal.is_some_and(|x| (x - 1.25).abs() < 1e-12), "1.25x");
-    anyhow::ensure!(r.ratio(2).is_some_and(|x| (x - 1.0 / 3.0).abs() < 1e-12), "ratio");
+    anyhow::ensure!(
+        r.versus_goal.is_some_and(|x| (x - 1.25).abs() < 1e-12),
+        "1.25x"
+    );
+    anyhow::ensure!(
+        r.ratio(2).is_some_and(|x| (x - 1.0 / 3.0).abs() < 1e-12),
+        "ratio"
+    );
     let r = Row::new("rw", [Some(3e6), None, None], Some(Goal::AtLeast(2e6)));
     anyhow::ensure!(r.met == Some(true), "3M >= 2M");
     let r = Row::new("x", [None, Some(1.0), None], Some(Goal::AtLeast(2e6)));
     anyhow::ensure!(r.met.is_none(), "no figure, no verdict");
-    anyhow::ensure!(human(2_345_678.0) == "2.35M" && human(0.01234) == "0.012", "human");
+    anyhow::ensure!(
+        human(2_345_678.0) == "2.35M" && human(0.01234) == "0.012",
+        "human"
+    );
     let short = shortfalls(&[Row::new(
         "cpu",
         [Some(1.0), Some(2.0), None],
         Some(Goal::AtMostTimesPrometheus(0.4)),
     )]);
-    anyhow::ensure!(short.len() == 1 && short[0].contains("20% less"), "{short:?}");
+    anyhow::ensure!(
+        short.len() == 1 && short[0].contains("20% less"),
+        "{short:?}"
+    );
     Ok(5)
 }
