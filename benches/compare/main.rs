@@ -646,21 +646,26 @@ fn settle_prometheus(
 ) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut said = false;
+    let metric = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut compactions = -1.0;
     loop {
         let text = client
             .get(format!("{}/metrics", prometheus.base))
             .send()?
             .text()?;
-        let head_min = text
-            .lines()
-            .find_map(|l| l.strip_prefix("prometheus_tsdb_head_min_time "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if end_ms as f64 - head_min <= 3.5 * 3_600_000.0 {
-            // Compaction done (or never needed); let the last block's write finish.
-            std::thread::sleep(Duration::from_secs(2));
+        let head_min = metric(&text, "prometheus_tsdb_head_min_time");
+        let done = metric(&text, "prometheus_tsdb_compactions_total");
+        // The head holds at most 3 h once compacted; then the blocks' own compactions
+        // follow in the same pass: wait until their count stands still.
+        if end_ms as f64 - head_min <= 3.5 * 3_600_000.0 && done == compactions {
             return Ok(());
         }
+        compactions = done;
         if Instant::now() > deadline {
             say("history: Prometheus has not compacted its head in 3 minutes; measuring anyway");
             return Ok(());
@@ -669,7 +674,7 @@ fn settle_prometheus(
             say("history: waiting for Prometheus to compact the backfilled head");
             said = true;
         }
-        std::thread::sleep(Duration::from_secs(2));
+        std::thread::sleep(Duration::from_secs(3));
     }
 }
 
