@@ -3,7 +3,8 @@
 //! method and code, a classic latency histogram per handler and a long tail of gauges.
 //! Values move like a real service's: counters rise at rates that differ by four orders
 //! of magnitude and drift over the day, the instance restarts now and then (all its
-//! counters reset), gauges random-walk, histograms observe a log-normal latency.
+//! counters reset), most gauges random-walk while some hold a level for hours, histograms
+//! observe a log-normal latency.
 //!
 //! Values are a function of the model's clock, not of who asks: [`Targets`] serves each
 //! model over HTTP on its own loopback port and renders the exposition at most once per
@@ -31,6 +32,8 @@ const CODES: [&str; 3] = ["200", "404", "500"];
 const SERIES_PER_HANDLER: usize = METHODS.len() * CODES.len() + BUCKET_LABELS.len() + 2;
 /// On average one restart per instance per hour.
 const RESTARTS_PER_SECOND: f64 = 1.0 / 3600.0;
+/// A level gauge changes about four times a day.
+const LEVEL_CHANGES_PER_SECOND: f64 = 4.0 / 86_400.0;
 
 /// A small, fast, seedable generator (SplitMix64): the harness needs reproducible
 /// streams, not cryptographic ones.
@@ -81,7 +84,14 @@ struct Histogram {
 struct Gauge {
     value: f64,
     step: f64,
-    integer: bool,
+    kind: GaugeKind,
+}
+
+#[derive(Clone, Copy)]
+enum GaugeKind {
+    Whole,
+    Fraction,
+    Level,
 }
 
 /// One instance of the synthetic service. Series are numbered: counters first, then each
@@ -167,19 +177,24 @@ impl TargetModel {
             }
         }
         for i in 0..gauges {
-            let integer = i % 2 == 0;
+            // Half walk in whole steps (queue depths, connections), a fifth in fractions
+            // (temperatures, load), the rest hold a level that changes a few times a day
+            // (limits, sizes), as a real exporter's gauges do.
+            let kind = match i % 10 {
+                0..=4 => GaugeKind::Whole,
+                5 | 6 => GaugeKind::Fraction,
+                _ => GaugeKind::Level,
+            };
             m.gauges.push(Gauge {
-                value: if integer {
-                    (rng.unit() * 100.0).floor()
-                } else {
-                    round3(20.0 + rng.unit() * 50.0)
+                value: match kind {
+                    GaugeKind::Fraction => round3(20.0 + rng.unit() * 50.0),
+                    _ => (rng.unit() * 100.0).floor(),
                 },
-                step: if integer {
-                    1.0 + (rng.unit() * 10.0).floor()
-                } else {
-                    0.05 + rng.unit() * 0.5
+                step: match kind {
+                    GaugeKind::Fraction => 0.05 + rng.unit() * 0.5,
+                    _ => 1.0 + (rng.unit() * 10.0).floor(),
                 },
-                integer,
+                kind,
             });
             m.labels.push(vec![
                 ("__name__", "app_queue_depth".into()),
@@ -236,10 +251,13 @@ impl TargetModel {
         let root = dt.sqrt();
         for g in &mut self.gauges {
             let walk = (rng.unit() * 2.0 - 1.0) * g.step * root;
-            g.value = if g.integer {
-                (g.value + walk.round()).max(0.0)
-            } else {
-                round3((g.value + walk).max(0.0))
+            g.value = match g.kind {
+                GaugeKind::Whole => (g.value + walk.round()).max(0.0),
+                GaugeKind::Fraction => round3((g.value + walk).max(0.0)),
+                GaugeKind::Level if rng.unit() < LEVEL_CHANGES_PER_SECOND * dt => {
+                    (rng.unit() * 100.0).floor() * g.step
+                }
+                GaugeKind::Level => g.value,
             };
         }
     }
