@@ -446,7 +446,7 @@ fn scrape_phase(
     }
     let loadgen_cpu_share = (self1 - self0) / seconds / cores as f64;
     notes.push(format!(
-        "scrape: the load generator (in the harness) used {:.0}% of the machine's CPU while \
+        "scrape: the load generator (in the harness) used {:.1}% of the machine's CPU while \
          the three systems scraped it; cairn's disk figure is {}",
         loadgen_cpu_share * 100.0,
         figures[0].disk_how
@@ -753,12 +753,19 @@ fn saturation_phase(
         }
         systems[k] = r;
     }
+    let used: Vec<String> = Kind::ALL
+        .iter()
+        .zip(&systems)
+        .map(|(k, r)| format!("{} {:.2}", k.name(), r.server_cores_used))
+        .collect();
     notes.push(format!(
-        "remote write: the sender shares the machine: it used {:.0}% of its CPU while \
-         driving cairn (so cairn had about {:.1} of {} cores)",
+        "remote write: the sender used {:.1}% of the machine's CPU while driving cairn; the \
+         systems used these cores of {} while measured: {} (less than all of them with \
+         an idle sender: other processes took the rest, or the system could not use them); \
+         samples per CPU second is the figure that does not depend on that",
         systems[0].sender_cpu_share * 100.0,
-        machine.cores as f64 * (1.0 - systems[0].sender_cpu_share),
-        machine.cores
+        machine.cores,
+        used.join(", ")
     ));
     Ok(SaturationPhase {
         series,
@@ -833,6 +840,13 @@ fn rows(
             r.systems
                 .each_ref()
                 .map(|x| Some(x.server_cpu_seconds_per_million)),
+            None,
+        ));
+        rows.push(Row::new(
+            "remote write: samples per CPU second",
+            r.systems
+                .each_ref()
+                .map(|x| Some(1e6 / x.server_cpu_seconds_per_million)),
             None,
         ));
     }

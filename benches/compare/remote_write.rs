@@ -311,6 +311,9 @@ pub fn backfill(
 pub struct SaturationResult {
     pub samples_per_second: f64,
     pub server_cpu_seconds_per_million: f64,
+    /// The system's CPU seconds per second while measured: below the machine's cores
+    /// with an idle sender, either the system cannot use them all or others took them.
+    pub server_cores_used: f64,
     /// CPU the harness itself used while measuring, as a share of the machine's cores:
     /// the sender competes with the system for the same cores.
     pub sender_cpu_share: f64,
@@ -434,6 +437,7 @@ pub fn saturate(
                 } else {
                     f64::NAN
                 },
+                server_cores_used: (c1 - c0) / elapsed,
                 sender_cpu_share: (s1 - s0) / elapsed / cores.max(1) as f64,
                 samples_acked: samples,
                 seconds: elapsed,

@@ -39,6 +39,9 @@ pub struct Programs {
     pub victoria_metrics: PathBuf,
     pub node_exporter: PathBuf,
     pub versions: Vec<(Kind, String)>,
+    /// Whether this cairn has Prometheus's `--web.enable-admin-api` (and with it, one
+    /// day, the snapshot endpoint the disk figure wants).
+    cairn_admin_api: bool,
 }
 
 impl Programs {
@@ -59,7 +62,12 @@ impl Programs {
             // Debian's build prints no version of its own; the package knows it.
             (Kind::VictoriaMetrics, package_version("victoria-metrics")),
         ];
+        let cairn_admin_api = Command::new(&cairn)
+            .arg("--help")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("web.enable-admin-api"));
         Ok(Programs {
+            cairn_admin_api,
             cairn,
             prometheus,
             victoria_metrics,
@@ -158,7 +166,7 @@ impl Server {
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--web.enable-remote-write-receiver")
                 .arg("--log.level=warn");
-                if kind == Kind::Prometheus {
+                if kind == Kind::Prometheus || programs.cairn_admin_api {
                     // For the snapshot that puts the head on disk before it is measured.
                     cmd.arg("--web.enable-admin-api");
                 }
