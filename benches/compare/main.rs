@@ -892,6 +892,8 @@ impl Profiler {
             Ok(o) => String::from_utf8_lossy(&o.stdout)
                 .lines()
                 .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+                // perf pads each line with empty columns ("-      -") to the terminal width.
+                .map(|l| l.trim_end_matches([' ', '-']))
                 .take(25)
                 .collect::<Vec<_>>()
                 .join("\n"),
