@@ -1,5 +1,5 @@
 # cairn: `make test` installs what the tests need, then runs every check CI runs.
-.PHONY: test test-deps build lint bench release
+.PHONY: test test-deps build lint bench release compare bench-deps
 
 CARGO ?= cargo
 
@@ -20,3 +20,10 @@ build release:
 
 bench:
 	$(CARGO) bench
+
+# cairn beside Prometheus 2.42 and VictoriaMetrics 1.79 on the same load (docs/performance.md).
+bench-deps:
+	bash scripts/bench-deps.sh
+
+compare: bench-deps
+	$(CARGO) bench --bench compare
