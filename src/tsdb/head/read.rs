@@ -551,10 +551,9 @@ impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
         {
             return Some(c);
         }
-        if !self.buf[self.pos.min(self.buf.len())..]
-            .last()
-            .is_some_and(|s| s.t >= t)
-        {
+        // The loaded chunk holds the target unless its last sample is before it.
+        let in_buffer = self.pos < self.buf.len() && self.buf.last().is_some_and(|s| s.t >= t);
+        if !in_buffer {
             // Skip whole chunks that end before the target without decoding them.
             let (mut lo, mut hi) = (self.next_idx(), self.chunks.len());
             while lo < hi {
