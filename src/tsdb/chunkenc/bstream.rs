@@ -80,7 +80,7 @@ impl BitReader {
     }
 
     /// Tops the buffer up to at least 57 bits, or to the end of the data.
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self, d: &[u8]) {
         debug_assert!(self.avail <= 56);
         if let Some(w) = d.get(self.next..self.next + 8) {
@@ -101,7 +101,7 @@ impl BitReader {
     }
 
     /// Reads `n` bits (`1..=56`) as the low bits of the result.
-    #[inline]
+    #[inline(always)]
     pub fn read(&mut self, d: &[u8], n: u32) -> Option<u64> {
         debug_assert!((1..=56).contains(&n));
         if self.avail < n {
@@ -117,7 +117,7 @@ impl BitReader {
     }
 
     /// Reads up to 64 bits.
-    #[inline]
+    #[inline(always)]
     pub fn read_wide(&mut self, d: &[u8], n: u32) -> Option<u64> {
         if n <= 56 {
             return self.read(d, n);
@@ -129,7 +129,7 @@ impl BitReader {
 
     /// The next `n` bits (`1..=8`) without consuming them; bits past the end read as
     /// zero.
-    #[inline]
+    #[inline(always)]
     pub fn peek_padded(&mut self, d: &[u8], n: u32) -> u8 {
         debug_assert!((1..=8).contains(&n));
         if self.avail < n {
@@ -150,7 +150,7 @@ impl BitReader {
     }
 
     /// Consumes `n` bits (`1..=56`) if that many remain.
-    #[inline]
+    #[inline(always)]
     pub fn skip(&mut self, d: &[u8], n: u32) -> Option<()> {
         self.read(d, n).map(|_| ())
     }

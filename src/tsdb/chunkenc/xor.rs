@@ -305,7 +305,7 @@ impl XorDecoder {
     }
 
     /// The next sample, or `None` at the end (or at the first malformed bit).
-    #[inline]
+    #[inline(always)]
     pub fn next(&mut self, chunk: &[u8]) -> Option<(i64, f64)> {
         if self.read >= self.total {
             return None;
@@ -336,7 +336,7 @@ impl XorDecoder {
         self.read_value(d)
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_later(&mut self, d: &[u8]) -> Option<()> {
         let p = self.r.peek_padded(d, 4);
         let (prefix, size) = if p & 0b1000 == 0 {
@@ -368,7 +368,7 @@ impl XorDecoder {
         self.read_value(d)
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_value(&mut self, d: &[u8]) -> Option<()> {
         let p = self.r.peek_padded(d, 2);
         if p & 0b10 == 0 {

@@ -449,15 +449,26 @@ impl ChunkSet for Vec<ClosedChunk> {
 }
 
 /// Walks a snapshot of one series' chunks, yielding samples within `[mint, maxt]`.
+///
+/// Each chunk is decoded whole into a buffer when the walk reaches it: one tight loop per
+/// chunk rather than a decoder call per sample, and a seek inside a chunk is a binary
+/// search. XOR chunks decode only front to back, so reaching any sample of a chunk costs
+/// decoding the samples before it anyway.
 pub struct ChunkSeriesIterator<S: ChunkSet> {
     chunks: S,
+    /// The chunk whose samples are in `buf` (once `loaded`).
     idx: usize,
-    dec: XorDecoder,
+    loaded: bool,
+    /// Chunk `idx`'s samples within the range.
+    buf: Vec<Sample>,
+    /// The next sample of `buf` to return.
+    pos: usize,
+    /// A decoded sample lay past `maxt`: no later chunk has anything in range.
+    past_end: bool,
     mint: i64,
     maxt: i64,
     /// The sample last returned, which a backwards seek returns again.
     cur: Option<Sample>,
-    done: bool,
     /// Deleted intervals (sorted, merged) whose samples are skipped; usually empty.
     deleted: Vec<Interval>,
     /// The first interval that may still hold a sample to come.
@@ -475,12 +486,13 @@ impl<S: ChunkSet> ChunkSeriesIterator<S> {
     /// An iterator that also skips samples inside the sorted, merged `deleted`
     /// intervals (a series' tombstones).
     pub fn with_deleted(chunks: S, mint: i64, maxt: i64, deleted: Vec<Interval>) -> Self {
-        let dec = XorDecoder::new(chunks.bytes(0));
         ChunkSeriesIterator {
-            done: chunks.is_empty(),
             chunks,
             idx: 0,
-            dec,
+            loaded: false,
+            buf: Vec::new(),
+            pos: 0,
+            past_end: false,
             mint,
             maxt,
             cur: None,
@@ -489,52 +501,93 @@ impl<S: ChunkSet> ChunkSeriesIterator<S> {
         }
     }
 
-    fn open_chunk(&mut self, idx: usize) {
+    /// Decodes chunk `idx` into `buf`; false past the last chunk or the range's end.
+    fn load(&mut self, idx: usize) -> bool {
         self.idx = idx;
-        if idx < self.chunks.len() {
-            self.dec = XorDecoder::new(self.chunks.bytes(idx));
-        } else {
-            self.done = true;
+        self.buf.clear();
+        self.pos = 0;
+        if idx >= self.chunks.len() || self.past_end {
+            self.loaded = false;
+            return false;
         }
+        self.loaded = true;
+        let bytes = self.chunks.bytes(idx);
+        let mut dec = XorDecoder::new(bytes);
+        if self.buf.capacity() == 0 {
+            self.buf = take_buffer();
+        }
+        self.buf.reserve(usize::from(dec.num_samples()));
+        while let Some((t, v)) = dec.next(bytes) {
+            if t > self.maxt {
+                self.past_end = true;
+                break;
+            }
+            if t >= self.mint
+                && (self.deleted.is_empty() || !is_deleted(&self.deleted, &mut self.del_at, t))
+            {
+                self.buf.push(Sample { t, v });
+            }
+        }
+        true
+    }
+
+    /// The next chunk to load: the current one if it is not loaded yet.
+    fn next_idx(&self) -> usize {
+        if self.loaded { self.idx + 1 } else { self.idx }
     }
 }
 
-impl<S: ChunkSet> ChunkSeriesIterator<S> {
-    /// The first sample at or after `min` (and `mint`), decoding chunk by chunk with
-    /// each chunk's bytes looked up once, not once per sample.
-    #[inline]
-    fn advance(&mut self, min: i64) -> Option<Sample> {
-        while !self.done {
-            if self.idx >= self.chunks.len() {
-                self.done = true;
-                break;
-            }
-            let bytes = self.chunks.bytes(self.idx);
-            while let Some((t, v)) = self.dec.next(bytes) {
-                if t < self.mint {
-                    continue;
-                }
-                if t > self.maxt {
-                    self.done = true;
-                    return None;
-                }
-                if !self.deleted.is_empty() && is_deleted(&self.deleted, &mut self.del_at, t) {
-                    continue;
-                }
-                self.cur = Some(Sample { t, v });
-                if t >= min {
-                    return self.cur;
-                }
-            }
-            self.open_chunk(self.idx + 1);
-        }
-        None
+impl<S: ChunkSet> Drop for ChunkSeriesIterator<S> {
+    fn drop(&mut self) {
+        give_buffer(std::mem::take(&mut self.buf));
     }
+}
+
+thread_local! {
+    /// Sample buffers of dropped iterators, for the next ones. A query reads its
+    /// series one after another, so a few buffers serve all of them instead of one
+    /// allocation per series.
+    static BUFFERS: std::cell::RefCell<Vec<Vec<Sample>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// At most this many buffers wait per thread, each at most [`MAX_POOLED`] samples.
+const POOLED: usize = 8;
+const MAX_POOLED: usize = 1024;
+
+fn take_buffer() -> Vec<Sample> {
+    BUFFERS
+        .try_with(|b| b.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+fn give_buffer(mut buf: Vec<Sample>) {
+    if buf.capacity() == 0 || buf.capacity() > MAX_POOLED {
+        return;
+    }
+    buf.clear();
+    let _ = BUFFERS.try_with(|b| {
+        let mut pool = b.borrow_mut();
+        if pool.len() < POOLED {
+            pool.push(buf);
+        }
+    });
 }
 
 impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
+    #[inline]
     fn next(&mut self) -> Option<Sample> {
-        self.advance(i64::MIN)
+        loop {
+            if let Some(&s) = self.buf.get(self.pos) {
+                self.pos += 1;
+                self.cur = Some(s);
+                return self.cur;
+            }
+            if !self.load(self.next_idx()) {
+                return None;
+            }
+        }
     }
 
     fn seek(&mut self, t: i64) -> Option<Sample> {
@@ -543,23 +596,26 @@ impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
         {
             return Some(c);
         }
-        if self.done {
-            return None;
-        }
-        // Skip whole chunks that end before the target without decoding them.
-        let (mut lo, mut hi) = (self.idx, self.chunks.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if self.chunks.maxt(mid) < t {
-                lo = mid + 1;
-            } else {
-                hi = mid;
+        // The loaded chunk holds the target unless its last sample is before it.
+        let in_buffer = self.pos < self.buf.len() && self.buf.last().is_some_and(|s| s.t >= t);
+        if !in_buffer {
+            // Skip whole chunks that end before the target without decoding them.
+            let (mut lo, mut hi) = (self.next_idx(), self.chunks.len());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.chunks.maxt(mid) < t {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            if !self.load(lo) {
+                return None;
             }
         }
-        if lo != self.idx {
-            self.open_chunk(lo);
-        }
-        self.advance(t)
+        let rest = &self.buf[self.pos..];
+        self.pos += rest.partition_point(|s| s.t < t);
+        self.next()
     }
 }
 
