@@ -10,13 +10,15 @@
 //!
 //! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
 //! (`CAIRN_BENCH_SERIES=100000` shrinks the 1M-series figures for a quick run;
-//! `CAIRN_BENCH_FIGURES=0` skips the figures printed before the criterion benches)
+//! `CAIRN_BENCH_FIGURES=0` skips the figures printed before the criterion benches,
+//! `CAIRN_BENCH_FIGURES=heap` prints only the heap figures)
 
 mod common;
 
 use cairn::model::Labels;
 use cairn::storage::Storage;
 use cairn::tsdb::chunkenc::{XorAppender, XorIterator};
+use cairn::tsdb::head::Head;
 use cairn::tsdb::index::intersect;
 use cairn::tsdb::{Db, DbOptions};
 use criterion::{BatchSize, Criterion, Throughput};
@@ -265,7 +267,8 @@ fn bench_postings(c: &mut Criterion) {
 }
 
 /// Replay of `n` series x 10 samples: from WAL segments, and from a checkpoint of the
-/// same head. Throughput is in series, so criterion's elem/s is series/s.
+/// same head, into a fresh head (what `Db::open` does). Throughput is in series, so
+/// criterion's elem/s is series/s.
 fn bench_replay_series(c: &mut Criterion) {
     let n = big_n();
     let mut g = c.benchmark_group("wal_replay_series");
@@ -282,31 +285,38 @@ fn bench_replay_series(c: &mut Criterion) {
             db.close().expect("close");
             dir_bytes(&tmp.path().join("wal"))
         };
+        let wal = tmp.path().join("wal");
         let name = if checkpoint {
             format!("checkpoint_{n}_series_x10")
         } else {
             format!("segments_{n}_series_x10")
         };
-        let mut report = None;
+        let mut last = None;
         g.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
+                    let head = Head::new();
                     let start = Instant::now();
-                    let db = Db::open(tmp.path(), opts()).expect("open");
+                    let rep = head.replay_wal(&wal).expect("replay");
                     total += start.elapsed();
-                    assert_eq!(db.stats().num_series, n as u64);
-                    report = Some(db.stats().replay_duration);
-                    drop(db);
+                    assert_eq!(rep.series, n as u64);
+                    last = Some(rep);
+                    // Freeing a big head is not part of replay.
+                    drop(head);
                 }
                 total
             })
         });
-        if let Some(d) = report {
+        if let Some(r) = last {
+            let secs = r.duration.as_secs_f64();
             println!(
-                "{name}: {:.2} s replay, {:.0} series/s, {:.1} MiB on disk",
-                d.as_secs_f64(),
-                n as f64 / d.as_secs_f64(),
+                "{name}: {secs:.2} s ({:.0} series/s; reading and applying {:.2} s, \
+                 postings {:.2} s; {} workers), {:.1} MiB on disk",
+                n as f64 / secs,
+                r.read_duration.as_secs_f64(),
+                r.index_duration.as_secs_f64(),
+                r.workers,
                 wal_bytes as f64 / (1 << 20) as f64
             );
         }
@@ -573,8 +583,10 @@ fn bench_compact(c: &mut Criterion) {
 }
 
 fn main() {
-    if std::env::var("CAIRN_BENCH_FIGURES").as_deref() != Ok("0") {
-        figures();
+    match std::env::var("CAIRN_BENCH_FIGURES").as_deref() {
+        Ok("0") => {}
+        Ok("heap") => heap_figures(),
+        _ => figures(),
     }
     let mut c = Criterion::default().configure_from_args();
     bench_append(&mut c);
@@ -590,6 +602,18 @@ fn main() {
 fn figures() {
     let start = Instant::now();
     bytes_per_sample();
+    heap_figures();
+    println!(
+        "allocations per sample (steady scrape, append_ref + commit): {:.4}",
+        allocs_per_sample()
+    );
+    println!(
+        "(figures above took {:.1}s)\n",
+        start.elapsed().as_secs_f64()
+    );
+}
+
+fn heap_figures() {
     let big = big_n();
     for (n, samples, unique) in [
         (100_000, 1, false),
@@ -610,12 +634,4 @@ fn figures() {
             if samples == 1 { "" } else { "s" },
         );
     }
-    println!(
-        "allocations per sample (steady scrape, append_ref + commit): {:.4}",
-        allocs_per_sample()
-    );
-    println!(
-        "(figures above took {:.1}s)\n",
-        start.elapsed().as_secs_f64()
-    );
 }

@@ -246,6 +246,8 @@ impl Db {
             samples = outcome.samples,
             records = outcome.records,
             checkpoint = outcome.checkpoint,
+            workers = outcome.workers,
+            index_ms = outcome.index_duration.as_millis() as u64,
             duration_ms = replay_duration.as_millis() as u64,
             "replayed the write-ahead log"
         );

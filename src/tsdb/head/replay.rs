@@ -11,13 +11,27 @@
 //! when first seen.
 
 use super::series::{Appended, MemSeries};
-use super::{
-    Head, STRIPES, SeriesPages, hash_pairs, locate, retain_ids, table_hash, validate_pairs,
-};
+use super::{Head, STRIPES, SeriesPages, hash_pairs, locate, table_hash, validate_pairs};
 use crate::tsdb::chunkenc::XorAppender;
 use crate::tsdb::index::SeriesLabels;
 use crate::tsdb::index::{MemPostings, Postings, Symbols};
 use roaring::RoaringBitmap;
+
+/// The refs of one label pair while postings are built: most pairs of a
+/// high-cardinality label have one series, which needs no allocation.
+enum RefList {
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl RefList {
+    fn push(&mut self, r: u32) {
+        match self {
+            RefList::One(first) => *self = RefList::Many(vec![*first, r]),
+            RefList::Many(v) => v.push(r),
+        }
+    }
+}
 
 /// One thread's share of the postings: label names with sorted (value, postings).
 type PostingsPart = Vec<(Arc<str>, Vec<(Arc<str>, Postings)>)>;
@@ -58,6 +72,10 @@ pub struct ReplayReport {
     /// Where writing continues: the last segment and its valid length.
     pub last_segment: Option<(u32, u64)>,
     pub workers: usize,
+    /// Of `duration`: reading the log and applying it (series, samples, chunks).
+    pub read_duration: Duration,
+    /// Of `duration`: building the postings at the end.
+    pub index_duration: Duration,
     pub duration: Duration,
 }
 
@@ -182,6 +200,7 @@ impl Head {
             (outcome, stats)
         });
         let outcome = outcome?;
+        rep.read_duration = start.elapsed();
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut created, mut removed) = (0u64, 0u64);
         for s in &stats {
@@ -201,7 +220,9 @@ impl Head {
             rep.series_collected = self.gc(bound, true).series_removed;
             self.move_time_range(bound);
         }
+        let index_start = Instant::now();
         self.index_replayed(workers);
+        rep.index_duration = index_start.elapsed();
         rep.records = outcome.records;
         rep.corruptions = outcome.corruptions;
         rep.checkpoint = outcome.checkpoint;
@@ -232,9 +253,13 @@ impl Head {
         out.clear();
         let mut sym = self.symbols.write();
         let mut created = 0;
+        // The previous entry's strings and ids by position: consecutive series mostly
+        // share values (job, instance, ...), and the decoder hands out the very same
+        // `&str` for a repeat, so a pointer comparison saves the lookup.
+        let mut prev: Vec<(&str, &str, u32, u32)> = Vec::new();
         for (r, range) in entries {
             let pairs = &labels[range.clone()];
-            let res = self.create_one(&mut sym, *r, pairs, scratch);
+            let res = self.create_one(&mut sym, *r, pairs, scratch, &mut prev);
             created += u64::from(matches!(res, Ok((_, true))));
             out.push(res);
         }
@@ -245,22 +270,32 @@ impl Head {
             .fetch_add(created, Ordering::Relaxed);
     }
 
-    fn create_one(
+    fn create_one<'a>(
         &self,
         sym: &mut Symbols,
         r: u64,
-        labels: &[(&str, &str)],
+        labels: &[(&'a str, &'a str)],
         scratch: &mut Scratch,
+        prev: &mut Vec<(&'a str, &'a str, u32, u32)>,
     ) -> Result<(u64, bool), &'static str> {
         validate_pairs(labels)?;
         let (st, page, slot) = locate(r).ok_or("series ref out of range")?;
         let hash = hash_pairs(labels, &mut scratch.hash);
         let ids = &mut scratch.ids;
         ids.clear();
-        for (n, v) in labels {
-            let n = sym.intern(n);
-            let v = sym.intern(v);
-            SeriesLabels::push(ids, n, v);
+        prev.truncate(labels.len());
+        for (i, &(n, v)) in labels.iter().enumerate() {
+            let (ni, vi) = match prev.get(i) {
+                Some(&(pn, pv, ni, vi)) if std::ptr::eq(pn, n) && std::ptr::eq(pv, v) => (ni, vi),
+                Some(&(pn, _, ni, _)) if std::ptr::eq(pn, n) => (ni, sym.intern(v)),
+                _ => (sym.intern(n), sym.intern(v)),
+            };
+            if i < prev.len() {
+                prev[i] = (n, v, ni, vi);
+            } else {
+                prev.push((n, v, ni, vi));
+            }
+            SeriesLabels::push(ids, ni, vi);
         }
         let mut table = self.hashes[hash as usize % STRIPES].0.lock();
         if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
@@ -271,7 +306,10 @@ impl Head {
         if !self.stripe(st).insert(page, slot, s) {
             return Err("series ref already used by other labels");
         }
-        retain_ids(sym, ids);
+        for (n, v) in SeriesLabels::pairs(ids) {
+            sym.retain_mut(n);
+            sym.retain_mut(v);
+        }
         let hi = hash >> 32;
         table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
         self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
@@ -281,7 +319,6 @@ impl Head {
     /// Adds every logged series to the postings, built in parallel: thread `k` indexes
     /// the label pairs whose value id is `k` modulo the thread count, so each pair's
     /// postings are built whole by one thread and the parts merge without conflicts.
-    /// Series are visited in ref order, so postings grow by appending.
     fn index_replayed(&self, threads: usize) {
         let sym = self.symbols.read();
         if !self.postings.read().all().is_empty() {
@@ -330,8 +367,9 @@ impl Head {
 
     /// Thread `k` of [`Head::index_replayed`]: the postings of the label pairs whose
     /// value id is `k` modulo `threads`, keyed by ids while building (hashing two ids is
-    /// far cheaper than descending a map of strings), then sorted by value per name.
-    /// Thread 0 also collects every ref.
+    /// far cheaper than descending a map of strings) and collected as sorted ref lists
+    /// (appending is far cheaper than inserting into roaring containers), then sorted by
+    /// value per name. Thread 0 also collects every ref.
     fn index_part(
         &self,
         sym: &Symbols,
@@ -339,13 +377,14 @@ impl Head {
         k: usize,
         threads: usize,
     ) -> (PostingsPart, RoaringBitmap) {
-        let mut by_pair: HashMap<u64, Postings> = HashMap::new();
-        let mut all = RoaringBitmap::new();
+        // Refs come in increasing order, so each pair's list is sorted as it grows and
+        // becomes its postings in one pass at the end.
+        let mut by_pair: HashMap<u64, RefList> = HashMap::new();
+        let mut all: Vec<u32> = Vec::new();
         for page_no in 0..pages {
-            // Each thread starts the row at another stripe, so they do not queue on one
-            // lock after another.
-            for i in 0..STRIPES {
-                let st = (i + k * STRIPES / threads) % STRIPES;
+            // Every thread walks refs in increasing order. Threads that meet on a stripe
+            // fall into step one behind the other rather than queueing.
+            for st in 0..STRIPES {
                 let g = self.stripe(st);
                 let Some(page) = g.pages.get(page_no) else {
                     continue;
@@ -356,21 +395,27 @@ impl Head {
                     };
                     let r = super::truncate::ref_of(st, page_no, slot);
                     if k == 0 {
-                        all.insert(r);
+                        all.push(r);
                     }
                     for (n, v) in SeriesLabels::pairs(&s.labels) {
                         if v as usize % threads == k {
                             by_pair
                                 .entry((u64::from(n) << 32) | u64::from(v))
-                                .and_modify(|p| p.insert(r))
-                                .or_insert(Postings::One(r));
+                                .and_modify(|l| l.push(r))
+                                .or_insert(RefList::One(r));
                         }
                     }
                 }
             }
         }
+        let all = RoaringBitmap::from_sorted_iter(all.iter().copied())
+            .unwrap_or_else(|_| all.iter().copied().collect());
         let mut by_name: HashMap<u32, Vec<(Arc<str>, Postings)>> = HashMap::new();
-        for (pair, p) in by_pair {
+        for (pair, refs) in by_pair {
+            let p = match refs {
+                RefList::One(r) => Postings::One(r),
+                RefList::Many(v) => Postings::from_sorted(&v),
+            };
             if let Some(v) = sym.get_arc(pair as u32) {
                 by_name
                     .entry((pair >> 32) as u32)

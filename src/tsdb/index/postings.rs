@@ -26,6 +26,19 @@ pub enum Postings {
 }
 
 impl Postings {
+    /// Postings of refs given in increasing order, built in one pass.
+    pub fn from_sorted(refs: &[u32]) -> Postings {
+        match refs {
+            [one] => Postings::One(*one),
+            _ if refs.len() <= LIST_MAX => Postings::List(refs.into()),
+            _ => match RoaringBitmap::from_sorted_iter(refs.iter().copied()) {
+                Ok(b) => Postings::Bitmap(b),
+                // Not sorted after all: the slow way gives the same set.
+                Err(_) => Postings::Bitmap(refs.iter().copied().collect()),
+            },
+        }
+    }
+
     /// Adds `r` (a no-op if present).
     pub fn insert(&mut self, r: u32) {
         match self {
@@ -471,6 +484,18 @@ mod tests {
         assert_eq!(p.len(), 2 + LIST_MAX as u64);
         let b = p.to_bitmap();
         assert!(b.contains(5) && b.contains(100) && !b.contains(6));
+    }
+
+    #[test]
+    fn from_sorted_picks_the_smallest_shape() {
+        assert!(matches!(Postings::from_sorted(&[7]), Postings::One(7)));
+        assert!(matches!(Postings::from_sorted(&[1, 5]), Postings::List(l) if *l == [1, 5]));
+        let many: Vec<u32> = (0..100).map(|i| i * 3).collect();
+        let p = Postings::from_sorted(&many);
+        assert!(matches!(p, Postings::Bitmap(_)));
+        assert_eq!(p.to_bitmap().iter().collect::<Vec<_>>(), many);
+        let unsorted: Vec<u32> = (0..40).rev().collect();
+        assert_eq!(Postings::from_sorted(&unsorted).len(), 40);
     }
 
     #[test]

@@ -158,7 +158,9 @@ pub fn decode_series(body: &[u8]) -> Result<Vec<SeriesEntry<'_>>, RecordError> {
 
 /// Decodes a whole series record like [`decode_series`], but flat: each entry's ref and
 /// the range of its labels in `labels` go to `entries`. Two allocations per record
-/// instead of one per series.
+/// instead of one per series. A label string equal to the previous entry's at the same
+/// position is not checked for UTF-8 again: the previous entry's `&str` is reused, so a
+/// caller can also tell repeats by pointer.
 pub fn decode_series_flat<'a>(
     body: &'a [u8],
     entries: &mut Vec<(u64, std::ops::Range<usize>)>,
@@ -174,14 +176,33 @@ pub fn decode_series_flat<'a>(
         }
         let n = get_uvarint(body, &mut pos).ok_or(RecordError::Truncated)?;
         let start = labels.len();
-        for _ in 0..n {
-            let name = get_str(body, &mut pos)?;
-            let value = get_str(body, &mut pos)?;
+        let prev = entries.last().map_or(0..0, |(_, r)| r.clone());
+        for i in 0..n as usize {
+            let before = prev.start.checked_add(i).filter(|j| *j < prev.end);
+            let (pn, pv) = before.map_or(("", ""), |j| labels[j]);
+            let name = get_str_like(body, &mut pos, pn)?;
+            let value = get_str_like(body, &mut pos, pv)?;
             labels.push((name, value));
         }
         entries.push((series_ref, start..labels.len()));
     }
     Ok(())
+}
+
+/// [`get_str`], returning `like` itself when the bytes equal it (already checked).
+fn get_str_like<'a>(
+    body: &'a [u8],
+    pos: &mut usize,
+    like: &'a str,
+) -> Result<&'a str, RecordError> {
+    let len = get_uvarint(body, pos).ok_or(RecordError::Truncated)? as usize;
+    let end = pos.checked_add(len).ok_or(RecordError::Truncated)?;
+    let bytes = body.get(*pos..end).ok_or(RecordError::Truncated)?;
+    *pos = end;
+    if !like.is_empty() && bytes == like.as_bytes() {
+        return Ok(like);
+    }
+    std::str::from_utf8(bytes).map_err(|_| RecordError::BadUtf8)
 }
 
 fn get_str<'a>(body: &'a [u8], pos: &mut usize) -> Result<&'a str, RecordError> {
@@ -501,6 +522,20 @@ mod tests {
         assert_eq!(entries, [(1, 0..2), (300, 2..3)]);
         assert_eq!(&labels[..2], &a);
         assert!(decode_series_flat(&body[..first + 1], &mut entries, &mut labels).is_err());
+        // A repeated string is the previous entry's, by pointer; a bad one still fails.
+        let mut body = Vec::new();
+        encode_series(&mut body, 1, [("job", "a\u{e9}")].into_iter());
+        encode_series(&mut body, 2, [("job", "a\u{e9}"), ("x", "y")].into_iter());
+        decode_series_flat(&body, &mut entries, &mut labels).unwrap();
+        assert_eq!(labels[0], labels[1]);
+        assert!(std::ptr::eq(labels[0].1, labels[1].1));
+        let mut bad = Vec::new();
+        encode_series(&mut bad, 1, [("job", "ok")].into_iter());
+        bad.extend_from_slice(&[2, 1, 3, b'j', b'o', b'b', 1, 0xff]);
+        assert_eq!(
+            decode_series_flat(&bad, &mut entries, &mut labels),
+            Err(RecordError::BadUtf8)
+        );
     }
 
     #[test]
