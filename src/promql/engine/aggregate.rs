@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use super::EvalError;
 use super::eval::{self, DROP_NAME, Eval, Output, Query, Series, Steps};
 use super::functions::math::{kahan_inc, quantile};
-use crate::model::{Labels, METRIC_NAME, Sample};
+use super::grouping::Groups;
+use crate::model::{Label, Labels, METRIC_NAME, Sample};
 use crate::promql::ast::{AggregateExpr, AggregateOp};
 
 /// One group's running state at one step.
@@ -78,26 +79,19 @@ fn scalar_param(param: Option<Eval>) -> Result<Vec<f64>, EvalError> {
 
 /// The group label sets, and each input series' group.
 fn groups(input: &[Series], a: &AggregateExpr) -> (Vec<Labels>, Vec<usize>) {
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut groups = Vec::new();
+    let keep = |x: &Label| {
+        if a.without {
+            x.name != METRIC_NAME && x.name != DROP_NAME && !a.grouping.contains(&x.name)
+        } else {
+            a.grouping.contains(&x.name)
+        }
+    };
+    let mut grouping = Groups::new();
     let group_of = input
         .iter()
-        .map(|(l, _)| {
-            let mut b = l.builder();
-            if a.without {
-                b.retain(|x| {
-                    x.name != METRIC_NAME && x.name != DROP_NAME && !a.grouping.contains(&x.name)
-                });
-            } else {
-                b.retain(|x| a.grouping.contains(&x.name));
-            }
-            let g = b.into_labels();
-            *index.entry(g.clone()).or_insert_with(|| {
-                groups.push(g);
-                groups.len() - 1
-            })
-        })
+        .map(|(l, _)| grouping.group_of(l, keep))
         .collect();
+    let mut groups = grouping.into_labels();
     // Delayed name removal: a group that keeps the name loses it at the end if any of
     // its members was to lose it.
     for ((l, _), &g) in input.iter().zip(&group_of) {

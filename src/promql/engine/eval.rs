@@ -516,7 +516,7 @@ pub(super) fn eval_vector_selector(
             out.push((series.labels, points));
         }
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    // Storage selects series sorted by labels: the vector is in label order already.
     Ok(Eval::Vector(out))
 }
 

@@ -9,6 +9,7 @@
 //!   windows;
 //! - `binary.rs`: arithmetic, comparison and set operators with vector matching;
 //! - `aggregate.rs`: `sum`, `avg`, `topk`, `quantile` and the other aggregations;
+//! - `grouping.rs`: series grouped by a subset of their labels;
 //! - `functions/`: every function, by the shape of its arguments.
 //!
 //! Intermediate results are series-major: each series carries its points at step times,
@@ -20,6 +21,7 @@ mod binary;
 pub mod downsample;
 mod eval;
 mod functions;
+mod grouping;
 mod window;
 
 #[cfg(test)]

@@ -105,7 +105,9 @@ impl Querier for HeadQuerier {
         });
         let snap = Arc::new(snap.finish());
         let strings = LabelStrings::resolve(&self.head, &mut ids);
-        found.sort_unstable_by(|a, b| strings.cmp(&ids, a.ids, b.ids));
+        // Rank slices compare as the labels do: pair by pair, a prefix first.
+        let key = |f: &Found| &ids[f.ids.0 as usize..f.ids.1 as usize];
+        found.sort_unstable_by(|a, b| key(a).cmp(key(b)));
         let mut out = Vec::with_capacity(found.len());
         for f in found {
             let pairs = &ids[f.ids.0 as usize..f.ids.1 as usize];
@@ -184,21 +186,26 @@ struct Found {
     deleted: Vec<Interval>,
 }
 
-/// The distinct strings of a select's label ids, and their order. Series are sorted by
-/// comparing ranks, so the sort compares integers, not strings.
+/// The distinct strings of a select's label ids, in string order. Each id is rewritten
+/// as its string's rank, so series sort by comparing integer slices, not strings.
 struct LabelStrings {
+    /// The strings in order: rank `r` is `strs[r]`.
     strs: Vec<Arc<str>>,
-    /// `rank[i]`: the position of `strs[i]` in string order.
-    rank: Vec<u32>,
 }
 
 impl LabelStrings {
-    /// Resolves the distinct ids of `ids` and rewrites each id as its index into them.
-    /// The symbol lock is taken in short turns, as appends need it to create series.
+    /// Resolves the distinct ids of `ids` and rewrites each id as its rank. The symbol
+    /// lock is taken in short turns, as appends need it to create series.
     fn resolve(head: &Head, ids: &mut [u32]) -> Self {
-        let mut uniq = ids.to_vec();
-        uniq.sort_unstable();
-        uniq.dedup();
+        // Distinct ids in order of first use; each id becomes its index in `uniq`.
+        let mut index = hashbrown::HashMap::<u32, u32>::with_capacity(ids.len() / 4);
+        let mut uniq: Vec<u32> = Vec::new();
+        for id in ids.iter_mut() {
+            *id = *index.entry(*id).or_insert_with(|| {
+                uniq.push(*id);
+                (uniq.len() - 1) as u32
+            });
+        }
         let mut strs: Vec<Arc<str>> = Vec::with_capacity(uniq.len());
         for batch in uniq.chunks(4096) {
             let sym = head.symbols.read();
@@ -208,32 +215,21 @@ impl LabelStrings {
                     .map(|&id| sym.get_arc(id).cloned().unwrap_or_else(|| Arc::from(""))),
             );
         }
-        for id in ids.iter_mut() {
-            // Every id is in `uniq`: it was built from them.
-            *id = uniq.binary_search(id).unwrap_or(0) as u32;
-        }
         let mut order: Vec<u32> = (0..strs.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| strs[a as usize].cmp(&strs[b as usize]));
         let mut rank = vec![0; strs.len()];
         for (r, &i) in order.iter().enumerate() {
             rank[i as usize] = r as u32;
         }
-        LabelStrings { strs, rank }
+        for id in ids.iter_mut() {
+            *id = rank[*id as usize];
+        }
+        let strs = order.iter().map(|&i| strs[i as usize].clone()).collect();
+        LabelStrings { strs }
     }
 
-    fn get(&self, i: u32) -> &str {
-        &self.strs[i as usize]
-    }
-
-    /// Compares two series' labels (`name, value, ...` index ranges of `ids`) as
-    /// [`Labels`] compare: pair by pair, a prefix first.
-    fn cmp(&self, ids: &[u32], a: (u32, u32), b: (u32, u32)) -> std::cmp::Ordering {
-        let ranks = |(s, e): (u32, u32)| {
-            ids[s as usize..e as usize]
-                .iter()
-                .map(|&i| self.rank[i as usize])
-        };
-        ranks(a).cmp(ranks(b))
+    fn get(&self, rank: u32) -> &str {
+        &self.strs[rank as usize]
     }
 }
 

@@ -5,12 +5,11 @@
 //! the same for several quantiles at once, naming each in a label; `histogram_fraction`
 //! gives the share of observations between two bounds.
 
-use std::collections::HashMap;
-
 use super::super::EvalError;
 use super::super::eval::{self, Eval, Output, Query, Steps};
+use super::super::grouping::Groups;
 use super::arg;
-use crate::model::{Labels, METRIC_NAME, Sample};
+use crate::model::{METRIC_NAME, Sample};
 use crate::promql::ast::{Call, Expr};
 use crate::promql::quote::quote;
 
@@ -58,8 +57,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     }
     let input = eval::eval_vector(q, hist_arg)?;
     let hist_pos = super::position(hist_arg.pos_range());
-    let mut index: HashMap<Labels, usize> = HashMap::new();
-    let mut groups: Vec<Labels> = Vec::new();
+    let mut grouping = Groups::new();
     // Per input series: (group, upper bound), or None without a usable `le`.
     let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
     for (l, points) in &input {
@@ -76,17 +74,12 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
             member.push(None);
             continue;
         };
-        let mut b = l.builder();
-        b.del("le");
-        b.del(METRIC_NAME);
-        b.del(eval::DROP_NAME);
-        let g = b.into_labels();
-        let gi = *index.entry(g.clone()).or_insert_with(|| {
-            groups.push(g);
-            groups.len() - 1
+        let g = grouping.group_of(l, |x| {
+            x.name != "le" && x.name != METRIC_NAME && x.name != eval::DROP_NAME
         });
-        member.push(Some((gi, ub)));
+        member.push(Some((g, ub)));
     }
+    let groups = grouping.into_labels();
     let mut buckets: Vec<Vec<(f64, f64)>> = vec![Vec::new(); groups.len()];
     let mut touched = Vec::new();
     let mut steps = Steps::new(input.len());
