@@ -43,6 +43,8 @@ pub struct App {
     pub ready: AtomicBool,
     /// Largest accepted remote-write body, compressed.
     pub remote_write_max_bytes: usize,
+    /// The remote write receiver of `storage`, with its series cache.
+    pub remote_write: crate::remote::Receiver,
     pub retention: String,
 }
 

@@ -234,6 +234,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         admin_enabled: flags.enable_admin_api,
         ready: AtomicBool::new(false),
         remote_write_max_bytes: flags.remote_write_max_bytes,
+        remote_write: cairn::remote::Receiver::default(),
         retention: flags.retention_time.to_string(),
     });
     {

@@ -31,13 +31,13 @@ pub async fn write(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Resp
     let enc = header_str(header::CONTENT_ENCODING).map(str::to_string);
     let ct = header_str(header::CONTENT_TYPE).map(str::to_string);
     let res = tokio::task::spawn_blocking(move || {
-        let req = crate::remote::decode_write_request(
+        state.remote_write.receive(
+            state.storage.as_ref(),
             enc.as_deref(),
             ct.as_deref(),
             &body,
             MAX_DECODED_BYTES,
-        )?;
-        crate::remote::write(state.storage.as_ref(), &req)
+        )
     })
     .await;
     match res {

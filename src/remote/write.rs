@@ -34,6 +34,9 @@ pub enum RemoteWriteError {
     TooLarge { size: usize, limit: usize },
     #[error("cannot decode WriteRequest protobuf: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// The same, from the zero-copy reader the receiver uses.
+    #[error("cannot decode WriteRequest protobuf: {0}")]
+    Wire(#[from] super::decode::WireError),
     #[error("invalid series {series}: {reason}")]
     InvalidSeries { series: String, reason: String },
     /// A sample the storage refused; nothing of the request was stored.
@@ -92,6 +95,27 @@ pub fn decode_write_request(
     body: &[u8],
     max_decoded_bytes: usize,
 ) -> Result<WriteRequest, RemoteWriteError> {
+    let mut buf = Vec::new();
+    let size = decompress(
+        content_encoding,
+        content_type,
+        body,
+        max_decoded_bytes,
+        &mut buf,
+    )?;
+    Ok(WriteRequest::decode(&buf[..size])?)
+}
+
+/// Checks the headers and decompresses `body` into `buf[..size]`, returning `size`.
+/// `buf` is grown as needed and never shrunk, so a reused buffer costs no allocation (and
+/// no zeroing) once it has reached the largest size seen.
+pub(crate) fn decompress(
+    content_encoding: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    max_decoded_bytes: usize,
+    buf: &mut Vec<u8>,
+) -> Result<usize, RemoteWriteError> {
     if let Some(enc) = content_encoding.map(str::trim).filter(|e| !e.is_empty())
         && !enc.eq_ignore_ascii_case("snappy")
     {
@@ -107,9 +131,11 @@ pub fn decode_write_request(
             limit: max_decoded_bytes,
         });
     }
-    let mut buf = vec![0u8; size];
-    snap::raw::Decoder::new().decompress(body, &mut buf)?;
-    Ok(WriteRequest::decode(&buf[..])?)
+    if buf.len() < size {
+        buf.resize(size, 0);
+    }
+    let n = snap::raw::Decoder::new().decompress(body, &mut buf[..size])?;
+    Ok(n)
 }
 
 fn check_content_type(ct: &str) -> Result<(), RemoteWriteError> {
@@ -193,42 +219,51 @@ fn append_series(
 
 /// The series' labels, sorted, or why they are not a valid series.
 fn labels_of(raw: &[prompb::Label]) -> Result<Labels, RemoteWriteError> {
-    let invalid = |reason: String| RemoteWriteError::InvalidSeries {
-        series: raw_labels_string(raw),
+    let pairs: Vec<(&str, &str)> = raw
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    validate_labels(pairs)
+}
+
+/// Sorts and checks a series' labels as received, `(name, value)`, into `Labels`: the
+/// one place both the prost path and the zero-copy receiver decide what a valid series is.
+pub(crate) fn validate_labels(mut pairs: Vec<(&str, &str)>) -> Result<Labels, RemoteWriteError> {
+    let invalid = |pairs: &[(&str, &str)], reason: String| RemoteWriteError::InvalidSeries {
+        series: raw_labels_string(pairs),
         reason,
     };
-    let mut pairs: Vec<&prompb::Label> = raw.iter().collect();
-    pairs.sort_by(|a, b| a.name.cmp(&b.name));
-    if pairs.iter().any(|l| l.name.is_empty()) {
-        return Err(invalid("label name is empty".into()));
+    let received = pairs.clone();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    if pairs.iter().any(|l| l.0.is_empty()) {
+        return Err(invalid(&received, "label name is empty".into()));
     }
-    if let Some(w) = pairs.windows(2).find(|w| w[0].name == w[1].name) {
-        return Err(invalid(format!("duplicate label name {:?}", w[0].name)));
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        let reason = format!("duplicate label name {:?}", w[0].0);
+        return Err(invalid(&received, reason));
     }
     let labels: Vec<Label> = pairs
         .into_iter()
-        .filter(|l| !l.value.is_empty())
-        .map(|l| Label::new(l.name.as_str(), l.value.as_str()))
+        .filter(|l| !l.1.is_empty())
+        .map(|(n, v)| Label::new(n, v))
         .collect();
     if labels.is_empty() {
-        return Err(invalid("empty label set".into()));
+        return Err(invalid(&received, "empty label set".into()));
     }
     Ok(Labels::from_sorted(labels))
 }
 
 /// `{a="1", b="2"}` in the order received, for error messages about invalid series.
-fn raw_labels_string(raw: &[prompb::Label]) -> String {
-    let inner: Vec<String> = raw
-        .iter()
-        .map(|l| format!("{}={:?}", l.name, l.value))
-        .collect();
+fn raw_labels_string(raw: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = raw.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
     format!("{{{}}}", inner.join(", "))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::Sample;
+    use crate::remote::Receiver;
     use crate::storage::Querier;
     use parking_lot::Mutex;
     use prompb::{Label as PLabel, Sample as PSample, TimeSeries};
@@ -239,16 +274,19 @@ mod tests {
 
     /// A storage that keeps committed samples in a map, refuses out-of-order and
     /// duplicate timestamps per series, and can be told to fail commits or forget refs.
+    /// Refs are the storage's (shared by its appenders, one per label set), as the
+    /// receiver's cache expects.
     #[derive(Default)]
-    struct TestStorage {
-        db: Arc<Mutex<Db>>,
-        fail_commit: bool,
-        forget_refs: bool,
+    pub(crate) struct TestStorage {
+        pub(crate) db: Arc<Mutex<Db>>,
+        pub(crate) refs: Arc<Mutex<Vec<Labels>>>,
+        pub(crate) fail_commit: bool,
+        pub(crate) forget_refs: bool,
     }
 
     struct TestAppender {
         db: Arc<Mutex<Db>>,
-        refs: Vec<Labels>,
+        refs: Arc<Mutex<Vec<Labels>>>,
         pending: Vec<(Labels, Sample)>,
         fail_commit: bool,
         forget_refs: bool,
@@ -274,14 +312,21 @@ mod tests {
                 _ => {}
             }
             self.pending.push((l.clone(), Sample { t, v }));
-            self.refs.push(l.clone());
-            Ok(self.refs.len() as SeriesRef)
+            let mut refs = self.refs.lock();
+            let i = match refs.iter().position(|r| r == l) {
+                Some(i) => i,
+                None => {
+                    refs.push(l.clone());
+                    refs.len() - 1
+                }
+            };
+            Ok(i as SeriesRef + 1)
         }
         fn append_ref(&mut self, r: SeriesRef, t: i64, v: f64) -> Result<(), AppendError> {
             if self.forget_refs {
                 return Err(AppendError::UnknownSeries(r));
             }
-            let l = self.refs[r as usize - 1].clone();
+            let l = self.refs.lock()[r as usize - 1].clone();
             self.append(&l, t, v).map(|_| ())
         }
         fn commit(&mut self) -> Result<(), StorageError> {
@@ -303,7 +348,7 @@ mod tests {
         fn appender(&self) -> Box<dyn Appender> {
             Box::new(TestAppender {
                 db: self.db.clone(),
-                refs: Vec::new(),
+                refs: self.refs.clone(),
                 pending: Vec::new(),
                 fail_commit: self.fail_commit,
                 forget_refs: self.forget_refs,
@@ -314,7 +359,7 @@ mod tests {
         }
     }
 
-    fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
+    pub(crate) fn ts(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
             labels: labels
                 .iter()
@@ -332,20 +377,20 @@ mod tests {
         }
     }
 
-    fn req(series: Vec<TimeSeries>) -> WriteRequest {
+    pub(crate) fn req(series: Vec<TimeSeries>) -> WriteRequest {
         WriteRequest {
             timeseries: series,
             metadata: vec![],
         }
     }
 
-    fn body(r: &WriteRequest) -> Vec<u8> {
+    pub(crate) fn body(r: &WriteRequest) -> Vec<u8> {
         snap::raw::Encoder::new()
             .compress_vec(&r.encode_to_vec())
             .unwrap()
     }
 
-    fn stored(st: &TestStorage) -> Vec<(String, Vec<(i64, f64)>)> {
+    pub(crate) fn stored(st: &TestStorage) -> Vec<(String, Vec<(i64, f64)>)> {
         st.db
             .lock()
             .iter()
@@ -353,7 +398,32 @@ mod tests {
             .collect()
     }
 
-    const MAX: usize = 1 << 20;
+    pub(crate) const MAX: usize = 1 << 20;
+
+    /// The two ways to store a request: prost structs through [`write`], and the
+    /// zero-copy [`Receiver`] (one per storage). Every test below runs both, so they
+    /// behave alike.
+    enum Writer {
+        Prost,
+        Fast(Receiver),
+    }
+
+    impl Writer {
+        fn all() -> [Writer; 2] {
+            [Writer::Prost, Writer::Fast(Receiver::default())]
+        }
+
+        fn write(
+            &self,
+            st: &TestStorage,
+            r: &WriteRequest,
+        ) -> Result<WriteStats, RemoteWriteError> {
+            match self {
+                Writer::Prost => write(st, r),
+                Writer::Fast(rc) => rc.receive(st, None, None, &body(r), MAX),
+            }
+        }
+    }
 
     #[test]
     fn round_trip_through_prost_and_snappy() {
@@ -458,39 +528,41 @@ mod tests {
 
     #[test]
     fn write_stores_everything_and_counts() {
-        let st = TestStorage::default();
-        let mut r = req(vec![
-            // Labels in any order, empty values dropped.
-            ts(
-                &[("job", "j"), ("__name__", "up"), ("empty", "")],
-                &[(1, 1.0), (2, 0.0)],
-            ),
-            ts(&[("__name__", "other")], &[(5, 5.0)]),
-        ]);
-        r.timeseries[1]
-            .histograms
-            .push(prompb::Histogram::default());
-        r.metadata.push(prompb::MetricMetadata::default());
-        let stats = write(&st, &r).unwrap();
-        assert_eq!(
-            stats,
-            WriteStats {
-                series: 2,
-                samples: 3,
-                exemplars_dropped: 0,
-                histograms_dropped: 1,
-                metadata_dropped: 1,
-            }
-        );
-        assert_eq!(
-            stored(&st),
-            [
-                ("other{}".to_string(), vec![(5, 5.0)]),
-                ("up{job=\"j\"}".to_string(), vec![(1, 1.0), (2, 0.0)]),
-            ]
-        );
-        // An empty request is fine and stores nothing.
-        assert_eq!(write(&st, &req(vec![])).unwrap(), WriteStats::default());
+        for w in Writer::all() {
+            let st = TestStorage::default();
+            let mut r = req(vec![
+                // Labels in any order, empty values dropped.
+                ts(
+                    &[("job", "j"), ("__name__", "up"), ("empty", "")],
+                    &[(1, 1.0), (2, 0.0)],
+                ),
+                ts(&[("__name__", "other")], &[(5, 5.0)]),
+            ]);
+            r.timeseries[1]
+                .histograms
+                .push(prompb::Histogram::default());
+            r.metadata.push(prompb::MetricMetadata::default());
+            let stats = w.write(&st, &r).unwrap();
+            assert_eq!(
+                stats,
+                WriteStats {
+                    series: 2,
+                    samples: 3,
+                    exemplars_dropped: 0,
+                    histograms_dropped: 1,
+                    metadata_dropped: 1,
+                }
+            );
+            assert_eq!(
+                stored(&st),
+                [
+                    ("other{}".to_string(), vec![(5, 5.0)]),
+                    ("up{job=\"j\"}".to_string(), vec![(1, 1.0), (2, 0.0)]),
+                ]
+            );
+            // An empty request is fine and stores nothing.
+            assert_eq!(w.write(&st, &req(vec![])).unwrap(), WriteStats::default());
+        }
     }
 
     #[test]
@@ -504,13 +576,13 @@ mod tests {
                 "invalid series {job=\"a\", __name__=\"m\", job=\"b\"}: duplicate label name \"job\"",
             ),
         ];
-        for (labels, want) in cases {
+        for ((labels, want), w) in cases.iter().flat_map(|c| Writer::all().map(|w| (c, w))) {
             let st = TestStorage::default();
             let r = req(vec![
                 ts(&[("__name__", "good")], &[(1, 1.0)]),
                 ts(labels, &[(1, 1.0)]),
             ]);
-            let e = write(&st, &r).unwrap_err();
+            let e = w.write(&st, &r).unwrap_err();
             assert_eq!(e.to_string(), *want);
             assert_eq!(e.http_status(), 400);
             assert!(stored(&st).is_empty(), "{want}");
@@ -519,61 +591,70 @@ mod tests {
 
     #[test]
     fn out_of_order_rolls_back_everything() {
-        let st = TestStorage::default();
-        write(&st, &req(vec![ts(&[("__name__", "m")], &[(10, 1.0)])])).unwrap();
-        let r = req(vec![
-            ts(&[("__name__", "new")], &[(1, 1.0), (2, 2.0)]),
-            ts(&[("__name__", "m")], &[(11, 1.0), (5, 2.0)]),
-        ]);
-        let e = write(&st, &r).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "out of order sample: series m{}, timestamp 5"
-        );
-        assert_eq!(e.http_status(), 400);
-        assert_eq!(stored(&st), [("m{}".to_string(), vec![(10, 1.0)])]);
-        // A duplicate timestamp inside one series is refused the same way.
-        let r = req(vec![ts(&[("__name__", "d")], &[(1, 1.0), (1, 2.0)])]);
-        let e = write(&st, &r).unwrap_err();
-        assert!(matches!(
-            e,
-            RemoteWriteError::Append {
-                source: AppendError::DuplicateTimestamp,
-                ..
-            }
-        ));
-        assert_eq!(stored(&st).len(), 1);
+        for w in Writer::all() {
+            let st = TestStorage::default();
+            w.write(&st, &req(vec![ts(&[("__name__", "m")], &[(10, 1.0)])]))
+                .unwrap();
+            let r = req(vec![
+                ts(&[("__name__", "new")], &[(1, 1.0), (2, 2.0)]),
+                ts(&[("__name__", "m")], &[(11, 1.0), (5, 2.0)]),
+            ]);
+            let e = w.write(&st, &r).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "out of order sample: series m{}, timestamp 5"
+            );
+            assert_eq!(e.http_status(), 400);
+            assert_eq!(stored(&st), [("m{}".to_string(), vec![(10, 1.0)])]);
+            // A duplicate timestamp inside one series is refused the same way.
+            let r = req(vec![ts(&[("__name__", "d")], &[(1, 1.0), (1, 2.0)])]);
+            let e = w.write(&st, &r).unwrap_err();
+            assert!(matches!(
+                e,
+                RemoteWriteError::Append {
+                    source: AppendError::DuplicateTimestamp,
+                    ..
+                }
+            ));
+            assert_eq!(stored(&st).len(), 1);
+        }
     }
 
     #[test]
     fn forgotten_refs_fall_back_to_labels() {
-        let st = TestStorage {
-            forget_refs: true,
-            ..TestStorage::default()
-        };
-        write(
-            &st,
-            &req(vec![ts(
-                &[("__name__", "m")],
-                &[(1, 1.0), (2, 2.0), (3, 3.0)],
-            )]),
-        )
-        .unwrap();
-        assert_eq!(
-            stored(&st),
-            [("m{}".to_string(), vec![(1, 1.0), (2, 2.0), (3, 3.0)])]
-        );
+        for w in Writer::all() {
+            let st = TestStorage {
+                forget_refs: true,
+                ..TestStorage::default()
+            };
+            w.write(
+                &st,
+                &req(vec![ts(
+                    &[("__name__", "m")],
+                    &[(1, 1.0), (2, 2.0), (3, 3.0)],
+                )]),
+            )
+            .unwrap();
+            assert_eq!(
+                stored(&st),
+                [("m{}".to_string(), vec![(1, 1.0), (2, 2.0), (3, 3.0)])]
+            );
+        }
     }
 
     #[test]
     fn commit_failure_is_a_server_error() {
-        let st = TestStorage {
-            fail_commit: true,
-            ..TestStorage::default()
-        };
-        let e = write(&st, &req(vec![ts(&[("__name__", "m")], &[(1, 1.0)])])).unwrap_err();
-        assert_eq!(e.http_status(), 500);
-        assert_eq!(e.to_string(), "storage: disk full");
+        for w in Writer::all() {
+            let st = TestStorage {
+                fail_commit: true,
+                ..TestStorage::default()
+            };
+            let e = w
+                .write(&st, &req(vec![ts(&[("__name__", "m")], &[(1, 1.0)])]))
+                .unwrap_err();
+            assert_eq!(e.http_status(), 500);
+            assert_eq!(e.to_string(), "storage: disk full");
+        }
     }
 
     fn unhex(s: &str) -> Vec<u8> {
@@ -635,5 +716,20 @@ mod tests {
             "up{instance=\"127.0.0.1:19092\", job=\"tiny\"}".to_string(),
             vec![(t, 1.0)]
         )));
+        // The receiver reads the captured bodies alike.
+        let fast = TestStorage::default();
+        let rc = Receiver::default();
+        let stats = rc
+            .receive(&fast, Some("snappy"), ct, &metadata, MAX)
+            .unwrap();
+        assert_eq!((stats.series, stats.metadata_dropped), (0, 2));
+        assert_eq!(
+            rc.receive(&fast, Some("snappy"), ct, &samples, MAX)
+                .unwrap()
+                .samples,
+            7
+        );
+        assert_eq!(stored(&fast), db);
+        assert_eq!(rc.cached_series(), 7);
     }
 }
