@@ -75,10 +75,17 @@ fn labels(i: usize, unique_id: bool) -> Labels {
 
 /// The series count of the 1M-series figures (overridable for quick runs).
 fn big_n() -> usize {
+    // Under `cargo test --all-targets` (no `--bench`) the bench runs once as a smoke
+    // test in a debug build: a million series there would take minutes.
+    let default = if std::env::args().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        10_000
+    };
     std::env::var("CAIRN_BENCH_SERIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
+        .unwrap_or(default)
 }
 
 /// Writes `n` series with `samples` samples each (15 s apart) into `db`, in commits of
