@@ -346,13 +346,22 @@ impl Head {
         let sym = &*sym;
         let built: Vec<(PostingsPart, RoaringBitmap)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
-                .map(|k| scope.spawn(move || self.index_part(sym, pages, k, threads)))
+                .map(|k| {
+                    std::thread::Builder::new()
+                        .name(format!("cairn-index-{k}"))
+                        .spawn_scoped(scope, move || self.index_part(sym, pages, k, threads))
+                        .map_err(|_| k)
+                })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| match h.join() {
-                    Ok(p) => p,
-                    Err(panic) => std::panic::resume_unwind(panic),
+                .map(|h| match h {
+                    Ok(h) => match h.join() {
+                        Ok(p) => p,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // No thread to be had: build that share here.
+                    Err(k) => self.index_part(sym, pages, k, threads),
                 })
                 .collect()
         });

@@ -513,8 +513,7 @@ mod tests {
 
     #[test]
     fn parts_built_apart_make_one_index() {
-        let mut parts: Vec<BTreeMap<Arc<str>, BTreeMap<Arc<str>, Postings>>> =
-            vec![BTreeMap::new(); 3];
+        let mut parts: Vec<BTreeMap<Arc<str>, Values>> = vec![BTreeMap::new(); 3];
         let mut all = RoaringBitmap::new();
         let mut whole = MemPostings::new();
         for r in (1..200u32).rev() {
