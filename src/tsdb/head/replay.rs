@@ -264,6 +264,10 @@ impl Head {
             out.push(res);
         }
         drop(sym);
+        let newest = out.iter().filter_map(|r| r.ok()).map(|(r, _)| r).max();
+        if let Some(r) = newest {
+            self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
+        }
         self.counters.series.fetch_add(created, Ordering::Relaxed);
         self.counters
             .series_created
@@ -312,7 +316,6 @@ impl Head {
         }
         let hi = hash >> 32;
         table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
-        self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
         Ok((r, true))
     }
 
