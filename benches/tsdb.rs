@@ -299,14 +299,17 @@ fn bench_replay_series(c: &mut Criterion) {
             format!("segments_{n}_series_x10")
         };
         let mut last = None;
+        let (mut runs, mut cpu) = (0u32, 0.0f64);
         g.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let head = Head::new();
-                    let start = Instant::now();
+                    let (start, cpu0) = (Instant::now(), cpu_seconds());
                     let rep = head.replay_wal(&wal).expect("replay");
                     total += start.elapsed();
+                    cpu += cpu_seconds() - cpu0;
+                    runs += 1;
                     assert_eq!(rep.series, n as u64);
                     last = Some(rep);
                     // Freeing a big head is not part of replay.
@@ -319,16 +322,30 @@ fn bench_replay_series(c: &mut Criterion) {
             let secs = r.duration.as_secs_f64();
             println!(
                 "{name}: {secs:.2} s ({:.0} series/s; reading and applying {:.2} s, \
-                 postings {:.2} s; {} workers), {:.1} MiB on disk",
+                 postings {:.2} s; {} workers); {:.2} CPU s per run; {:.1} MiB on disk",
                 n as f64 / secs,
                 r.read_duration.as_secs_f64(),
                 r.index_duration.as_secs_f64(),
                 r.workers,
+                cpu / f64::from(runs.max(1)),
                 wal_bytes as f64 / (1 << 20) as f64
             );
         }
     }
     g.finish();
+}
+
+/// User plus system CPU time of this process so far, from `/proc/self/stat` (in clock
+/// ticks of 10 ms; replays take seconds). Unlike wall time it does not grow when other
+/// processes share the cores.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime: fields 14 and 15 of the line, 11 and 12 after the name.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

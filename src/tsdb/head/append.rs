@@ -233,6 +233,10 @@ impl Head {
             .out_of_bounds
             .fetch_add(old.len() as u64, Ordering::Relaxed);
         b.min_t = b.samples.iter().map(|p| p.t).min().unwrap_or(i64::MAX);
+        // Series left without samples in the batch are no longer the batch's to log.
+        let mut kept: Vec<u32> = b.samples.iter().map(|p| p.r).collect();
+        kept.sort_unstable();
+        b.new_series.retain(|r| kept.binary_search(r).is_ok());
     }
 
     /// Lets go of the series of samples that will not be applied.
@@ -269,6 +273,10 @@ impl Head {
                         && let Some(s) = self.stripe(st).get(page, slot)
                     {
                         b.pairs.extend(SeriesLabels::pairs(&s.labels));
+                    }
+                    if b.pairs.is_empty() {
+                        // Collected meanwhile (its samples were all out of bounds).
+                        continue;
                     }
                     let labels = b.pairs.iter().map(|&(n, v)| (sym.get(n), sym.get(v)));
                     record::encode_series(&mut b.body, u64::from(r), labels);

@@ -264,6 +264,10 @@ impl Head {
             out.push(res);
         }
         drop(sym);
+        let newest = out.iter().filter_map(|r| r.ok()).map(|(r, _)| r).max();
+        if let Some(r) = newest {
+            self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
+        }
         self.counters.series.fetch_add(created, Ordering::Relaxed);
         self.counters
             .series_created
@@ -312,7 +316,6 @@ impl Head {
         }
         let hi = hash >> 32;
         table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
-        self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
         Ok((r, true))
     }
 
@@ -346,13 +349,22 @@ impl Head {
         let sym = &*sym;
         let built: Vec<(PostingsPart, RoaringBitmap)> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
-                .map(|k| scope.spawn(move || self.index_part(sym, pages, k, threads)))
+                .map(|k| {
+                    std::thread::Builder::new()
+                        .name(format!("cairn-index-{k}"))
+                        .spawn_scoped(scope, move || self.index_part(sym, pages, k, threads))
+                        .map_err(|_| k)
+                })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| match h.join() {
-                    Ok(p) => p,
-                    Err(panic) => std::panic::resume_unwind(panic),
+                .map(|h| match h {
+                    Ok(h) => match h.join() {
+                        Ok(p) => p,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // No thread to be had: build that share here.
+                    Err(k) => self.index_part(sym, pages, k, threads),
                 })
                 .collect()
         });

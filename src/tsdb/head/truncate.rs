@@ -341,14 +341,21 @@ mod tests {
         let mut app = db.appender();
         app.append_ref(refs[0], 500, 1.0).unwrap();
         app.append_ref(refs[0], 1500, 2.0).unwrap();
+        // A new series whose only sample the truncation overtakes is neither logged
+        // nor shown.
+        app.append(&lbls(&[("__name__", "late")]), 600, 1.0)
+            .unwrap();
         db.head().truncate(1000).unwrap();
         app.commit().unwrap();
-        assert_eq!(db.stats().out_of_bounds_samples, 1);
+        assert_eq!(db.stats().out_of_bounds_samples, 2);
+        assert_eq!(db.stats().num_series, 1);
         let want = vec![(r#"a{i="a-0", job="j"}"#.to_string(), vec![(1500, 2.0)])];
         assert_eq!(dump(&db, i64::MIN, i64::MAX, &[]), want);
+        assert_eq!(db.head().truncate(1000).unwrap().series_removed, 1);
         drop((app, db));
         let db = open(tmp.path());
         assert_eq!(dump(&db, i64::MIN, i64::MAX, &[]), want);
+        assert_eq!(db.stats().num_series, 1);
     }
 
     #[test]
