@@ -236,6 +236,7 @@ fn eval_node(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
                 let b = samples.partition_point(|s| s.t <= hi);
                 // The window is what the result holds; the rest of what was read goes.
                 w.release(q);
+                w.count(q, b - a);
                 if a < b {
                     q.charge(b - a)?;
                     out.push((labels, samples[a..b].to_vec()));

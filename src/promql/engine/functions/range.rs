@@ -21,6 +21,20 @@ struct Ctx<'a> {
     range: i64,
     /// Per-step scalar arguments, at this step.
     args: &'a [f64],
+    /// Where the window starts in the series' samples, and the positions in them of
+    /// every counter reset (a value below the one before), for the functions that look
+    /// for resets: found once per series instead of once per window.
+    offset: usize,
+    resets: &'a [usize],
+}
+
+impl Ctx<'_> {
+    /// The resets inside a window of `len` samples: positions after its first sample.
+    fn resets_in(&self, len: usize) -> &[usize] {
+        let lo = self.resets.partition_point(|&i| i <= self.offset);
+        let hi = self.resets.partition_point(|&i| i < self.offset + len);
+        &self.resets[lo..hi.max(lo)]
+    }
 }
 
 type WindowFn = fn(&[Sample], &Ctx<'_>) -> Option<f64>;
@@ -35,7 +49,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
         "irate" => (|s, _| instant_value(s, true), 0, false),
         "idelta" => (|s, _| instant_value(s, false), 0, false),
         "changes" => (changes, 0, false),
-        "resets" => (resets, 0, false),
+        "resets" => (|s, c| Some(c.resets_in(s.len()).len() as f64), 0, false),
         "deriv" => (
             |s, _| (s.len() >= 2).then(|| linear_regression(s, s[0].t).0),
             0,
@@ -127,6 +141,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     }
     let w = window::eval_range(q, arg(c, range_arg)?)?;
     let counter_check = matches!(name, "rate" | "increase");
+    let find_resets = matches!(name, "rate" | "increase" | "resets");
     let pos = super::position(arg(c, range_arg)?.pos_range());
     let out = apply(
         q,
@@ -134,6 +149,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
         &scalars,
         f,
         keeps_name,
+        find_resets,
         counter_check.then_some(pos.as_str()),
     )?;
     Ok(Eval::Vector(out))
@@ -146,13 +162,14 @@ fn apply(
     scalars: &[Vec<f64>],
     f: WindowFn,
     keeps_name: bool,
+    find_resets: bool,
     counter_check: Option<&str>,
 ) -> Result<Vec<eval::Series>, EvalError> {
     let mut out = Vec::new();
     let mut args = vec![0.0; scalars.len()];
     let mut infos = Vec::new();
     // Reused across series: the samples read, and the points computed from them.
-    let (mut samples, mut points) = (Vec::new(), Vec::new());
+    let (mut samples, mut points, mut resets) = (Vec::new(), Vec::new(), Vec::new());
     // Output points are charged as they are made, so the peak sees them beside the
     // series being read; [`eval::eval`] charges the node's output again once it is done.
     let mut charged = 0;
@@ -162,23 +179,30 @@ fn apply(
     let mut uniform = w.is_selector();
     while let Some(labels) = w.next_series(q, &mut samples)? {
         points.clear();
-        w.each(q, &samples, |i, t, win, bounds| {
-            if win.is_empty() {
+        resets.clear();
+        if find_resets {
+            resets.extend((1..samples.len()).filter(|&i| samples[i].v < samples[i - 1].v));
+        }
+        let n = w.each(q, &samples, |win| {
+            if win.samples.is_empty() {
                 return;
             }
             for (a, s) in args.iter_mut().zip(scalars) {
-                *a = s[i];
+                *a = s[win.step];
             }
             let ctx = Ctx {
-                t,
-                bounds,
+                t: win.t,
+                bounds: win.bounds,
                 range: w.range,
                 args: &args,
+                offset: win.offset,
+                resets: &resets,
             };
-            if let Some(v) = f(win, &ctx) {
-                points.push(Sample { t, v });
+            if let Some(v) = f(win.samples, &ctx) {
+                points.push(Sample { t: win.t, v });
             }
         });
+        w.count(q, n);
         if points.is_empty() {
             continue;
         }
@@ -236,12 +260,8 @@ fn extrapolated(s: &[Sample], c: &Ctx<'_>, is_counter: bool, is_rate: bool) -> O
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.v - first.v;
     if is_counter {
-        let mut prev = first.v;
-        for x in &s[1..] {
-            if x.v < prev {
-                result += prev;
-            }
-            prev = x.v;
+        for &i in c.resets_in(s.len()) {
+            result += s[i - c.offset - 1].v;
         }
     }
     let (range_start, range_end) = c.bounds;
@@ -296,10 +316,6 @@ fn changes(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
         .filter(|w| w[0].v != w[1].v && !(w[0].v.is_nan() && w[1].v.is_nan()))
         .count();
     Some(n as f64)
-}
-
-fn resets(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
-    Some(s.windows(2).filter(|w| w[1].v < w[0].v).count() as f64)
 }
 
 /// Direct mean with Kahan summation, switching to an incremental mean if the sum would
@@ -432,6 +448,23 @@ mod tests {
         // One sample is not enough for a rate.
         let v = values(&eval_instant(&st, &call("rate", vec![p("c_total[10s]")]), 75).unwrap());
         assert!(v.is_empty());
+    }
+
+    /// Resets are found once per series; each sliding window sees only its own.
+    #[test]
+    fn resets_per_window_in_a_range_query() {
+        let st = counter();
+        let e = call("resets", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 30_000, 75_000, 15_000).unwrap();
+        assert_eq!(
+            points(&v)[0].1,
+            [(30, 0.0), (45, 0.0), (60, 1.0), (75, 0.0)]
+        );
+        // (30, 60]: 45 then 5, a reset: 5 - 45 + 45 over 15s, extrapolated 15s back.
+        // (45, 75]: 5 then 20: 15, extrapolated back only to where it would be zero.
+        let e = call("increase", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 60_000, 75_000, 15_000).unwrap();
+        assert_eq!(points(&v)[0].1, [(60, 10.0), (75, 20.0)]);
     }
 
     #[test]
