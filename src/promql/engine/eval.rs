@@ -483,10 +483,12 @@ pub(super) fn eval_vector_selector(
         .storage
         .querier(first.saturating_sub(q.lookback).saturating_add(1), last)?;
     let mut out = Vec::new();
+    // Reused across series; each series' points are copied out at their exact size.
+    let mut points = Vec::new();
     for series in querier.select(&vs.matchers)? {
         q.check_deadline()?;
         let mut cursor = LookbackCursor::new(series.samples);
-        let mut points = Vec::new();
+        points.clear();
         for t in q.times() {
             let r = q.ref_time(t, vs.at, offset);
             if let Some(s) = cursor.sample_at(r, q.lookback) {
@@ -498,7 +500,7 @@ pub(super) fn eval_vector_selector(
             // Prometheus counts one queryable sample per step that found one.
             q.count_queryable(points.len());
             q.charge(points.len())?;
-            out.push((series.labels, points));
+            out.push((series.labels, points.to_vec()));
         }
     }
     // Storage selects series sorted by labels: the vector is in label order already.

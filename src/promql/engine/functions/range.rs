@@ -213,11 +213,14 @@ fn apply(
             && !["_total", "_sum", "_count", "_bucket"]
                 .iter()
                 .any(|s| name.ends_with(s))
+            // Series of one name are adjacent: one message per name, not per series.
+            && infos.last().is_none_or(|(last, _)| last != name)
         {
-            infos.push(format!(
+            let msg = format!(
                 "PromQL info: metric might not be a counter, name does not end in \
                  _total/_sum/_count/_bucket: {name:?} ({pos})"
-            ));
+            );
+            infos.push((name.to_string(), msg));
         }
         if uniform && !keeps_name {
             let name = labels.get(METRIC_NAME);
@@ -235,8 +238,8 @@ fn apply(
     }
     w.release(q);
     q.samples = q.samples.saturating_sub(charged);
-    for i in infos {
-        q.info(i);
+    for (_, msg) in infos {
+        q.info(msg);
     }
     q.check_deadline()?;
     if w.is_selector() && (uniform || keeps_name) {
