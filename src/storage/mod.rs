@@ -169,10 +169,8 @@ pub trait Querier: Send + Sync {
         let mut out = self.select(matchers)?;
         if aggregate != Aggregate::Counter {
             for s in &mut out {
-                let inner = std::mem::replace(
-                    &mut s.samples,
-                    Box::new(VecSampleIterator::new(Vec::new())),
-                );
+                let inner =
+                    std::mem::replace(&mut s.samples, Box::new(VecSampleIterator::new(Vec::new())));
                 s.samples = RawAsAggregate::wrap(inner, aggregate);
             }
         }
@@ -258,7 +256,9 @@ mod tests {
     }
 
     fn all(mut it: Box<dyn SampleIterator>) -> Vec<(i64, f64)> {
-        std::iter::from_fn(|| it.next()).map(|s| (s.t, s.v)).collect()
+        std::iter::from_fn(|| it.next())
+            .map(|s| (s.t, s.v))
+            .collect()
     }
 
     #[test]

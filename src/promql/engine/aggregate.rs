@@ -5,6 +5,7 @@
 //! `count_values`, and the selectors `topk`, `bottomk`, `limitk`, `limit_ratio` that
 //! keep the input series' labels. Group membership is computed once per series.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use super::EvalError;
@@ -293,6 +294,17 @@ fn select(
     } else {
         Vec::new()
     };
+    // Largest (smallest) first, NaN last; ties keep input order, which is the order of
+    // the series indexes.
+    let ranked = matches!(op, AggregateOp::Topk | AggregateOp::Bottomk);
+    let by = |a: &(usize, f64), b: &(usize, f64)| {
+        let by_value = if op == AggregateOp::Topk {
+            desc_nan_last(a.1, b.1)
+        } else {
+            asc_nan_last(a.1, b.1)
+        };
+        by_value.then(a.0.cmp(&b.0))
+    };
     for (si, t) in q.times().enumerate() {
         let p = param[si];
         if p.is_nan() {
@@ -328,28 +340,34 @@ fn select(
             continue;
         }
         let k = k as usize;
+        // Small k: each group keeps its k best, sorted, while the step is scanned, so
+        // most series cost one comparison with the group's worst kept.
+        let bounded = ranked && k <= 64;
         order.clear();
         for &(i, v) in &cur {
             let g = group_of[i];
-            if members[g].is_empty() {
+            let m = &mut members[g];
+            if m.is_empty() {
                 order.push(g);
             }
-            members[g].push((i, v));
+            if !bounded {
+                m.push((i, v));
+                continue;
+            }
+            let x = (i, v);
+            if m.len() == k {
+                if by(&x, &m[k - 1]) != Ordering::Less {
+                    continue;
+                }
+                m.pop();
+            }
+            let at = m.partition_point(|y| by(y, &x) == Ordering::Less);
+            m.insert(at, x);
         }
         for &g in &order {
             let m = &mut members[g];
-            // Largest (smallest) first, NaN last; ties keep input order, which is the
-            // order of the series indexes. Only the k best are sorted: picking them is
-            // linear in the group's size, where sorting the whole group is not.
-            let by = |a: &(usize, f64), b: &(usize, f64)| {
-                let by_value = if op == AggregateOp::Topk {
-                    desc_nan_last(a.1, b.1)
-                } else {
-                    asc_nan_last(a.1, b.1)
-                };
-                by_value.then(a.0.cmp(&b.0))
-            };
-            if matches!(op, AggregateOp::Topk | AggregateOp::Bottomk) {
+            if ranked && !bounded {
+                // Only the k best are sorted: picking them is linear in the group's size.
                 if k < m.len() {
                     m.select_nth_unstable_by(k - 1, by);
                     m.truncate(k);
@@ -366,20 +384,20 @@ fn select(
     Ok(out.into_series())
 }
 
-fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+fn desc_nan_last(a: f64, b: f64) -> Ordering {
     match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
         _ => b.total_cmp(&a),
     }
 }
 
-fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+fn asc_nan_last(a: f64, b: f64) -> Ordering {
     match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
         _ => a.total_cmp(&b),
     }
 }
@@ -450,6 +468,31 @@ mod tests {
         assert_eq!(pick(AggregateOp::Topk, 5.0), ["b", "c", "d", "f", "e"]);
         assert_eq!(pick(AggregateOp::Topk, 9.0), ["b", "c", "d", "f", "e", "a"]);
         assert_eq!(pick(AggregateOp::Bottomk, 2.0), ["e", "b"]);
+        // Large and small k take different paths to the same order: by value, then
+        // by labels among equal values.
+        let names: Vec<String> = (0..100).map(|i| format!("{i:03}")).collect();
+        let owned: Vec<[(&str, &str); 2]> = names
+            .iter()
+            .map(|n| [("__name__", "u"), ("i", n.as_str())])
+            .collect();
+        let samples: Vec<[(i64, f64); 1]> = (0..100).map(|i| [(0, (i * 37 % 7) as f64)]).collect();
+        let series: Vec<TestSeries<'_>> = owned
+            .iter()
+            .zip(&samples)
+            .map(|(l, s)| (&l[..], &s[..]))
+            .collect();
+        let many = storage(&series);
+        let mut want: Vec<(f64, usize)> = (0..100).map(|i| ((i * 37 % 7) as f64, i)).collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        for k in [3.0, 64.0, 65.0, 99.0] {
+            let e = agg(AggregateOp::Topk, Some(num(k)), p("u"), &[]);
+            let got: Vec<usize> = vector(&eval_instant(&many, &e, 0).unwrap())
+                .iter()
+                .map(|(l, _)| l.get("i").unwrap().parse().unwrap())
+                .collect();
+            let top: Vec<usize> = want.iter().take(k as usize).map(|w| w.1).collect();
+            assert_eq!(got, top, "topk({k})");
+        }
         let e = agg(AggregateOp::Topk, Some(num(f64::NAN)), p("m"), &[]);
         assert_eq!(
             eval_instant(&st, &e, 0).unwrap_err().to_string(),

@@ -250,6 +250,7 @@ fn eval_node(q: &mut Query<'_>, expr: &Expr) -> Result<Eval, EvalError> {
                 let b = samples.partition_point(|s| s.t <= hi);
                 // The window is what the result holds; the rest of what was read goes.
                 w.release(q);
+                w.count(q, b - a);
                 if a < b {
                     q.charge(b - a)?;
                     out.push((labels, samples[a..b].to_vec()));
@@ -498,10 +499,12 @@ pub(super) fn eval_vector_selector(
         q.resolution,
     )?;
     let mut out = Vec::new();
+    // Reused across series; each series' points are copied out at their exact size.
+    let mut points = Vec::new();
     for series in querier.select(&vs.matchers)? {
         q.check_deadline()?;
         let mut cursor = LookbackCursor::new(series.samples);
-        let mut points = Vec::new();
+        points.clear();
         for t in q.times() {
             let r = q.ref_time(t, vs.at, offset);
             if let Some(s) = cursor.sample_at(r, q.lookback) {
@@ -513,7 +516,7 @@ pub(super) fn eval_vector_selector(
             // Prometheus counts one queryable sample per step that found one.
             q.count_queryable(points.len());
             q.charge(points.len())?;
-            out.push((series.labels, points));
+            out.push((series.labels, points.to_vec()));
         }
     }
     // Storage selects series sorted by labels: the vector is in label order already.

@@ -49,9 +49,8 @@ impl Windows {
 
     /// The next series with samples: its labels, its samples over all windows put in
     /// `buf` (in time order, replacing what was there). A selector's samples are charged
-    /// to `q` until the next call or [`Windows::release`], and counted as queryable once
-    /// per window they fall in, as Prometheus counts them. A subquery's series are
-    /// handed back the same way.
+    /// to `q` until the next call or [`Windows::release`]; a subquery's series are handed
+    /// back the same way.
     pub fn next_series(
         &mut self,
         q: &mut Query<'_>,
@@ -85,9 +84,6 @@ impl Windows {
                     }
                     q.charge(buf.len())?;
                     self.held = buf.len();
-                    let mut queryable = 0;
-                    self.each(q, buf, |_, _, win, _| queryable += win.len());
-                    q.count_queryable(queryable);
                     return Ok(Some(s.labels));
                 }
                 Ok(None)
@@ -106,27 +102,52 @@ impl Windows {
         self.held = 0;
     }
 
-    /// Calls `f(step index, step time, window, (start, end))` for every step of one
-    /// series, windows in order, empty ones included.
-    pub fn each(
-        &self,
-        q: &Query<'_>,
-        samples: &[Sample],
-        mut f: impl FnMut(usize, i64, &[Sample], (i64, i64)),
-    ) {
+    /// Calls `f` with the window of every step of one series, in order, empty ones
+    /// included, and returns how many samples the windows held together.
+    pub fn each(&self, q: &Query<'_>, samples: &[Sample], mut f: impl FnMut(Window<'_>)) -> usize {
         let (mut a, mut b) = (0, 0);
-        for (i, t) in q.times().enumerate() {
-            let (lo, hi) = self.bounds(q, t);
-            while a < samples.len() && samples[a].t <= lo {
+        let mut total = 0;
+        for (step, t) in q.times().enumerate() {
+            let bounds = self.bounds(q, t);
+            while a < samples.len() && samples[a].t <= bounds.0 {
                 a += 1;
             }
             b = b.max(a);
-            while b < samples.len() && samples[b].t <= hi {
+            while b < samples.len() && samples[b].t <= bounds.1 {
                 b += 1;
             }
-            f(i, t, &samples[a..b], (lo, hi));
+            total += b - a;
+            f(Window {
+                step,
+                t,
+                offset: a,
+                samples: &samples[a..b],
+                bounds,
+            });
+        }
+        total
+    }
+
+    /// Counts a selector's window samples (what [`Windows::each`] returned) as queryable:
+    /// Prometheus counts every step's window, so a sample in two windows counts twice.
+    /// A subquery's samples were counted where they were read.
+    pub fn count(&self, q: &mut Query<'_>, window_samples: usize) {
+        if self.is_selector() {
+            q.count_queryable(window_samples);
         }
     }
+}
+
+/// One step's window of a series.
+pub(super) struct Window<'a> {
+    /// The step's index and time.
+    pub step: usize,
+    pub t: i64,
+    /// Where the window starts in the series' samples.
+    pub offset: usize,
+    pub samples: &'a [Sample],
+    /// `(exclusive start, inclusive end)`.
+    pub bounds: (i64, i64),
 }
 
 /// Strips parentheses: `rate((x[5m]))` reads like `rate(x[5m])`.

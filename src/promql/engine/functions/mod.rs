@@ -163,7 +163,10 @@ pub(super) fn eval_call(q: &mut Query<'_>, c: &Call) -> Result<Eval, EvalError> 
             let mut present = vec![false; q.steps];
             let mut samples = Vec::new();
             while w.next_series(q, &mut samples)?.is_some() {
-                w.each(q, &samples, |i, _, win, _| present[i] |= !win.is_empty());
+                let n = w.each(q, &samples, |win| {
+                    present[win.step] |= !win.samples.is_empty()
+                });
+                w.count(q, n);
             }
             w.release(q);
             Ok(absent_result(q, arg(c, 0)?, &present))

@@ -24,6 +24,20 @@ struct Ctx<'a> {
     range: i64,
     /// Per-step scalar arguments, at this step.
     args: &'a [f64],
+    /// Where the window starts in the series' samples, and the positions in them of
+    /// every counter reset (a value below the one before), for the functions that look
+    /// for resets: found once per series instead of once per window.
+    offset: usize,
+    resets: &'a [usize],
+}
+
+impl Ctx<'_> {
+    /// The resets inside a window of `len` samples: positions after its first sample.
+    fn resets_in(&self, len: usize) -> &[usize] {
+        let lo = self.resets.partition_point(|&i| i <= self.offset);
+        let hi = self.resets.partition_point(|&i| i < self.offset + len);
+        &self.resets[lo..hi.max(lo)]
+    }
 }
 
 type WindowFn = fn(&[Sample], &Ctx<'_>) -> Option<f64>;
@@ -38,7 +52,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
         "irate" => (|s, _| instant_value(s, true), 0, false),
         "idelta" => (|s, _| instant_value(s, false), 0, false),
         "changes" => (changes, 0, false),
-        "resets" => (resets, 0, false),
+        "resets" => (|s, c| Some(c.resets_in(s.len()).len() as f64), 0, false),
         "deriv" => (
             |s, _| (s.len() >= 2).then(|| linear_regression(s, s[0].t).0),
             0,
@@ -119,6 +133,7 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
         check_factors(&scalars)?;
     }
     let counter_check = matches!(name, "rate" | "increase");
+    let find_resets = matches!(name, "rate" | "increase" | "resets");
     let pos = super::position(arg(c, range_arg)?.pos_range());
     let check = counter_check.then_some(pos.as_str());
     let plan = (q.resolution > 0)
@@ -127,21 +142,21 @@ pub(in crate::promql::engine) fn eval(q: &mut Query<'_>, c: &Call) -> Result<Eva
     let out = match plan {
         None => {
             let w = window::eval_range(q, arg(c, range_arg)?)?;
-            apply(q, w, &scalars, f, keeps_name, check)?
+            apply(q, w, &scalars, f, keeps_name, find_resets, check)?
         }
         Some(Plan::Same(a)) => {
             let w = read_aggregate(q, arg(c, range_arg)?, a)?;
-            apply(q, w, &scalars, f, keeps_name, check)?
+            apply(q, w, &scalars, f, keeps_name, find_resets, check)?
         }
         Some(Plan::SumOf(a)) => {
             let w = read_aggregate(q, arg(c, range_arg)?, a)?;
-            apply(q, w, &scalars, sum_over_time, keeps_name, check)?
+            apply(q, w, &scalars, sum_over_time, keeps_name, false, check)?
         }
         Some(Plan::Average) => {
             let sums = read_aggregate(q, arg(c, range_arg)?, Aggregate::Sum)?;
-            let sums = apply(q, sums, &scalars, sum_over_time, keeps_name, check)?;
+            let sums = apply(q, sums, &scalars, sum_over_time, keeps_name, false, check)?;
             let counts = read_aggregate(q, arg(c, range_arg)?, Aggregate::Count)?;
-            let counts = apply(q, counts, &scalars, sum_over_time, keeps_name, check)?;
+            let counts = apply(q, counts, &scalars, sum_over_time, keeps_name, false, check)?;
             divide(sums, counts)
         }
     };
@@ -209,13 +224,14 @@ fn apply(
     scalars: &[Vec<f64>],
     f: WindowFn,
     keeps_name: bool,
+    find_resets: bool,
     counter_check: Option<&str>,
 ) -> Result<Vec<eval::Series>, EvalError> {
     let mut out = Vec::new();
     let mut args = vec![0.0; scalars.len()];
     let mut infos = Vec::new();
     // Reused across series: the samples read, and the points computed from them.
-    let (mut samples, mut points) = (Vec::new(), Vec::new());
+    let (mut samples, mut points, mut resets) = (Vec::new(), Vec::new(), Vec::new());
     // Output points are charged as they are made, so the peak sees them beside the
     // series being read; [`eval::eval`] charges the node's output again once it is done.
     let mut charged = 0;
@@ -225,23 +241,30 @@ fn apply(
     let mut uniform = w.is_selector();
     while let Some(labels) = w.next_series(q, &mut samples)? {
         points.clear();
-        w.each(q, &samples, |i, t, win, bounds| {
-            if win.is_empty() {
+        resets.clear();
+        if find_resets {
+            resets.extend((1..samples.len()).filter(|&i| samples[i].v < samples[i - 1].v));
+        }
+        let n = w.each(q, &samples, |win| {
+            if win.samples.is_empty() {
                 return;
             }
             for (a, s) in args.iter_mut().zip(scalars) {
-                *a = s[i];
+                *a = s[win.step];
             }
             let ctx = Ctx {
-                t,
-                bounds,
+                t: win.t,
+                bounds: win.bounds,
                 range: w.range,
                 args: &args,
+                offset: win.offset,
+                resets: &resets,
             };
-            if let Some(v) = f(win, &ctx) {
-                points.push(Sample { t, v });
+            if let Some(v) = f(win.samples, &ctx) {
+                points.push(Sample { t: win.t, v });
             }
         });
+        w.count(q, n);
         if points.is_empty() {
             continue;
         }
@@ -252,11 +275,14 @@ fn apply(
             && !["_total", "_sum", "_count", "_bucket"]
                 .iter()
                 .any(|s| name.ends_with(s))
+            // Series of one name are adjacent: one message per name, not per series.
+            && infos.last().is_none_or(|(last, _)| last != name)
         {
-            infos.push(format!(
+            let msg = format!(
                 "PromQL info: metric might not be a counter, name does not end in \
                  _total/_sum/_count/_bucket: {name:?} ({pos})"
-            ));
+            );
+            infos.push((name.to_string(), msg));
         }
         if uniform && !keeps_name {
             let name = labels.get(METRIC_NAME);
@@ -274,8 +300,8 @@ fn apply(
     }
     w.release(q);
     q.samples = q.samples.saturating_sub(charged);
-    for i in infos {
-        q.info(i);
+    for (_, msg) in infos {
+        q.info(msg);
     }
     q.check_deadline()?;
     if w.is_selector() && (uniform || keeps_name) {
@@ -299,12 +325,8 @@ fn extrapolated(s: &[Sample], c: &Ctx<'_>, is_counter: bool, is_rate: bool) -> O
     let (first, last) = (s[0], s[s.len() - 1]);
     let mut result = last.v - first.v;
     if is_counter {
-        let mut prev = first.v;
-        for x in &s[1..] {
-            if x.v < prev {
-                result += prev;
-            }
-            prev = x.v;
+        for &i in c.resets_in(s.len()) {
+            result += s[i - c.offset - 1].v;
         }
     }
     let (range_start, range_end) = c.bounds;
@@ -359,10 +381,6 @@ fn changes(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
         .filter(|w| w[0].v != w[1].v && !(w[0].v.is_nan() && w[1].v.is_nan()))
         .count();
     Some(n as f64)
-}
-
-fn resets(s: &[Sample], _: &Ctx<'_>) -> Option<f64> {
-    Some(s.windows(2).filter(|w| w[1].v < w[0].v).count() as f64)
 }
 
 /// Direct mean with Kahan summation, switching to an incremental mean if the sum would
@@ -495,6 +513,23 @@ mod tests {
         // One sample is not enough for a rate.
         let v = values(&eval_instant(&st, &call("rate", vec![p("c_total[10s]")]), 75).unwrap());
         assert!(v.is_empty());
+    }
+
+    /// Resets are found once per series; each sliding window sees only its own.
+    #[test]
+    fn resets_per_window_in_a_range_query() {
+        let st = counter();
+        let e = call("resets", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 30_000, 75_000, 15_000).unwrap();
+        assert_eq!(
+            points(&v)[0].1,
+            [(30, 0.0), (45, 0.0), (60, 1.0), (75, 0.0)]
+        );
+        // (30, 60]: 45 then 5, a reset: 5 - 45 + 45 over 15s, extrapolated 15s back.
+        // (45, 75]: 5 then 20: 15, extrapolated back only to where it would be zero.
+        let e = call("increase", vec![p("c_total[30s]")]);
+        let v = engine().range(&st, &e, 60_000, 75_000, 15_000).unwrap();
+        assert_eq!(points(&v)[0].1, [(60, 10.0), (75, 20.0)]);
     }
 
     #[test]
