@@ -101,7 +101,9 @@ impl Bodies {
             }
             push_field(&mut self.raw, 0x0a, &self.ts);
         }
-        snap::raw::Encoder::new().compress_vec(&self.raw).expect("snappy")
+        snap::raw::Encoder::new()
+            .compress_vec(&self.raw)
+            .expect("snappy")
     }
 }
 
