@@ -7,6 +7,7 @@
 //! not change keep scraping through a reload without a gap.
 
 pub mod append;
+pub mod buffers;
 pub mod cache;
 pub mod metrics;
 pub mod pool;

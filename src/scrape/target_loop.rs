@@ -103,7 +103,6 @@ pub async fn run(ctx: LoopContext, mut stop: watch::Receiver<Option<Stop>>) {
     let mut state = LoopState {
         cache: ScrapeCache::new(),
         scratch: Scratch::default(),
-        buf: Vec::new(),
         report: Report::new(&target.labels),
     };
     let mode = loop {
@@ -123,7 +122,6 @@ pub async fn run(ctx: LoopContext, mut stop: watch::Receiver<Option<Stop>>) {
 struct LoopState {
     cache: ScrapeCache,
     scratch: Scratch,
-    buf: Vec<u8>,
     report: Report,
 }
 
@@ -131,7 +129,8 @@ impl LoopState {
     async fn scrape_once(&mut self, ctx: &LoopContext) {
         let started = Instant::now();
         let t = now_ms();
-        let fetched = ctx.scraper.scrape(&mut self.buf).await;
+        let mut body = super::buffers::take();
+        let fetched = ctx.scraper.scrape(&mut body).await;
         self.cache.begin();
         let mut app = ctx.storage.appender();
         let opts = AppendOptions {
@@ -147,7 +146,7 @@ impl LoopState {
                 &mut self.cache,
                 app.as_mut(),
                 &mut self.scratch,
-                &self.buf,
+                &body,
                 format,
                 t,
                 &opts,
@@ -162,6 +161,7 @@ impl LoopState {
                 Err(e.to_string())
             }
         };
+        super::buffers::give(body);
         let error = match outcome {
             Ok(()) => None,
             Err(msg) => {
