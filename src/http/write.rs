@@ -1,6 +1,7 @@
 //! `/api/v1/write`: the remote write 1.0 receiver. The body is read with a size limit,
-//! decoded and stored in one transaction: 204 when stored, 400 with the reason when not,
-//! and then nothing of the request is kept.
+//! decoded and stored in one transaction: 204 when stored; when not, nothing of the
+//! request is kept and the answer says why: 400 for what the sender must fix, 500 where
+//! the storage failed and a retry may succeed.
 
 use super::AppState;
 use axum::body::Body;
@@ -42,7 +43,10 @@ pub async fn write(state: Arc<AppState>, headers: HeaderMap, body: Body) -> Resp
     .await;
     match res {
         Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Ok(Err(e)) => {
+            let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }

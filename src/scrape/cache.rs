@@ -1,5 +1,5 @@
 //! The scrape cache of one target: maps a series exactly as the target wrote it (the
-//! bytes of the line before the value) to its storage ref, so an unchanged series line
+//! bytes of the line before the value, by a 128-bit hash of them) to its storage ref, so an unchanged series line
 //! costs one hash lookup instead of a label parse, a relabel and an index lookup. It also
 //! remembers which series metric relabeling dropped, and which series each scrape saw, so
 //! the loop can write staleness markers for the ones that disappeared.
@@ -26,56 +26,79 @@ pub struct CacheEntry {
     pub track_staleness: bool,
 }
 
-/// One entry as stored: 24 bytes, the line itself in the arena. A cache holds one per
-/// series of its target, so at a million series every byte here is a megabyte; a
-/// boxed key and a 40-byte entry cost about 60 bytes more per series.
+/// One entry as stored: 32 bytes, and the line itself is not kept. A cache holds one per
+/// series of its target, so at a million series every byte here is a megabyte: the line
+/// bytes and a boxed key cost about 100 bytes per series more.
+///
+/// Prometheus keys its cache by the line's bytes. cairn keys it by a seeded 128-bit
+/// XXH3 of them: two different lines of one target collide with probability about
+/// n^2 / 2^129 (1e-27 at a million lines), far below the rate of memory errors, and a
+/// collision could only mix up series of that one target (each cache is per target,
+/// its seed random).
 #[derive(Clone, Copy)]
 struct Slot {
-    /// Where the line's bytes start in the arena.
-    off: u32,
-    /// The line's length; the top bit says whether the series tracks staleness.
-    len_flags: u32,
+    line_hash: u128,
     /// The storage ref; [`DROPPED`] when metric relabeling dropped the series.
     series: SeriesRef,
     last_seen: u32,
-    seen_before: u32,
+    /// The iteration before `last_seen`; the top bit says whether the series tracks
+    /// staleness.
+    seen_before_flags: u32,
 }
 
 /// The `series` of a slot whose line metric relabeling dropped. Storage refs never
 /// reach it (they count series created).
 const DROPPED: SeriesRef = SeriesRef::MAX;
 const TRACK_STALENESS: u32 = 1 << 31;
+/// Iterations wrap at 2^31 (68 years of 1 s scrapes), leaving the top bit to the flag.
+const ITER_MASK: u32 = TRACK_STALENESS - 1;
 
 impl Slot {
-    fn range(&self) -> std::ops::Range<usize> {
-        let start = self.off as usize;
-        start..start + (self.len_flags & !TRACK_STALENESS) as usize
+    fn seen_before(&self) -> u32 {
+        self.seen_before_flags & ITER_MASK
+    }
+
+    fn tracks_staleness(&self) -> bool {
+        self.seen_before_flags & TRACK_STALENESS != 0
+    }
+
+    /// Marks it seen in scrape `iter`.
+    fn see(&mut self, iter: u32) {
+        if self.last_seen != iter {
+            self.seen_before_flags = (self.seen_before_flags & TRACK_STALENESS) | self.last_seen;
+            self.last_seen = iter;
+        }
     }
 
     fn entry(&self) -> CacheEntry {
         CacheEntry {
             series: (self.series != DROPPED).then_some(self.series),
             last_seen: self.last_seen,
-            seen_before: self.seen_before,
-            track_staleness: self.len_flags & TRACK_STALENESS != 0,
+            seen_before: self.seen_before(),
+            track_staleness: self.tracks_staleness(),
         }
     }
 }
 
-#[derive(Default)]
 pub struct ScrapeCache {
     slots: HashTable<Slot>,
-    /// The bytes of every cached line, back to back; slots point into it.
-    arena: Vec<u8>,
-    /// Arena bytes of lines no longer cached; the arena is rewritten when they are
-    /// more than half of it.
-    garbage: usize,
-    hasher: foldhash::fast::RandomState,
-    /// Incremented once per scrape attempt. A u32 lasts 136 years of 1 s scrapes.
+    seed: u64,
+    /// Incremented once per scrape attempt, modulo 2^31.
     iter: u32,
     /// The iteration of the last scrape whose samples were committed, if any: its series
     /// are the ones that may need staleness markers.
     last_committed: Option<u32>,
+}
+
+impl Default for ScrapeCache {
+    fn default() -> Self {
+        ScrapeCache {
+            slots: HashTable::new(),
+            seed: foldhash::fast::RandomState::default().hash_one(0x5ca1_ab1e_u64),
+            iter: 0,
+            last_committed: None,
+        }
+    }
 }
 
 impl ScrapeCache {
@@ -83,9 +106,13 @@ impl ScrapeCache {
         Self::default()
     }
 
-    /// Starts a scrape attempt and returns its iteration number.
+    /// Starts a scrape attempt and returns its iteration number (never 0, which means
+    /// "never seen").
     pub fn begin(&mut self) -> u32 {
-        self.iter = self.iter.wrapping_add(1);
+        self.iter = (self.iter + 1) & ITER_MASK;
+        if self.iter == 0 {
+            self.iter = 1;
+        }
         self.iter
     }
 
@@ -101,19 +128,20 @@ impl ScrapeCache {
         self.slots.is_empty()
     }
 
+    #[inline]
+    fn line_hash(&self, series: &[u8]) -> u128 {
+        xxhash_rust::xxh3::xxh3_128_with_seed(series, self.seed)
+    }
+
     /// Looks a line up and, on a hit, marks it seen in this scrape.
     #[inline]
     pub fn hit(&mut self, series: &[u8]) -> Option<CacheEntry> {
         let iter = self.iter;
-        let hash = self.hasher.hash_one(series);
-        let arena = &self.arena;
+        let h = self.line_hash(series);
         self.slots
-            .find_mut(hash, |s| &arena[s.range()] == series)
+            .find_mut(h as u64, |s| s.line_hash == h)
             .map(|s| {
-                if s.last_seen != iter {
-                    s.seen_before = s.last_seen;
-                    s.last_seen = iter;
-                }
+                s.see(iter);
                 s.entry()
             })
     }
@@ -123,46 +151,28 @@ impl ScrapeCache {
         let iter = self.iter;
         let flag = if track_staleness { TRACK_STALENESS } else { 0 };
         let r = r.unwrap_or(DROPPED);
-        let hash = self.hasher.hash_one(series);
-        let arena = &self.arena;
-        if let Some(old) = self.slots.find_mut(hash, |s| &arena[s.range()] == series) {
-            if old.last_seen != iter {
-                old.seen_before = old.last_seen;
-            }
+        let h = self.line_hash(series);
+        if let Some(old) = self.slots.find_mut(h as u64, |s| s.line_hash == h) {
+            old.see(iter);
             old.series = r;
-            old.last_seen = iter;
-            old.len_flags = (old.len_flags & !TRACK_STALENESS) | flag;
+            old.seen_before_flags = (old.seen_before_flags & ITER_MASK) | flag;
             return;
         }
-        // A line or an arena past what 31 and 32 bits address is not cached: such a
-        // target is still scraped correctly, each of those lines resolved by labels.
-        let (Ok(off), Ok(len)) = (u32::try_from(self.arena.len()), u32::try_from(series.len()))
-        else {
-            return;
-        };
-        if len >= TRACK_STALENESS || off.checked_add(len).is_none() {
-            return;
-        }
-        self.arena.extend_from_slice(series);
         let slot = Slot {
-            off,
-            len_flags: len | flag,
+            line_hash: h,
             series: r,
             last_seen: iter,
-            seen_before: 0,
+            seen_before_flags: flag,
         };
-        let (arena, hasher) = (&self.arena, &self.hasher);
         self.slots
-            .insert_unique(hash, slot, |s| hasher.hash_one(&arena[s.range()]));
+            .insert_unique(h as u64, slot, |s| s.line_hash as u64);
     }
 
     /// Forgets a line, e.g. when its ref is no longer known to the storage.
     pub fn remove(&mut self, series: &[u8]) {
-        let hash = self.hasher.hash_one(series);
-        let arena = &self.arena;
-        if let Ok(e) = self.slots.find_entry(hash, |s| &arena[s.range()] == series) {
-            let (slot, _) = e.remove();
-            self.garbage += slot.range().len();
+        let h = self.line_hash(series);
+        if let Ok(e) = self.slots.find_entry(h as u64, |s| s.line_hash == h) {
+            e.remove();
         }
     }
 
@@ -175,11 +185,11 @@ impl ScrapeCache {
             return;
         };
         for s in self.slots.iter() {
-            if s.len_flags & TRACK_STALENESS == 0 || s.series == DROPPED {
+            if !s.tracks_staleness() || s.series == DROPPED {
                 continue;
             }
             let gone =
-                s.last_seen == prev || (all && s.last_seen == self.iter && s.seen_before == prev);
+                s.last_seen == prev || (all && s.last_seen == self.iter && s.seen_before() == prev);
             if gone {
                 out.push(s.series);
             }
@@ -197,33 +207,9 @@ impl ScrapeCache {
         }
         let iter = self.iter;
         if iter.is_multiple_of(EVICT_AFTER_SCRAPES) {
-            let mut freed = 0;
-            self.slots.retain(|s| {
-                let keep = iter.wrapping_sub(s.last_seen) < EVICT_AFTER_SCRAPES;
-                if !keep {
-                    freed += s.range().len();
-                }
-                keep
-            });
-            self.garbage += freed;
-            if self.garbage > self.arena.len() / 2 {
-                self.compact_arena();
-            }
+            self.slots
+                .retain(|s| iter.wrapping_sub(s.last_seen) & ITER_MASK < EVICT_AFTER_SCRAPES);
         }
-    }
-
-    /// Rewrites the arena with only the live lines. Hashes do not change, so the table
-    /// keeps its layout; only offsets move.
-    fn compact_arena(&mut self) {
-        let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
-        for s in self.slots.iter_mut() {
-            let range = s.range();
-            // Lengths fit: the new arena is smaller than the old one.
-            s.off = arena.len() as u32;
-            arena.extend_from_slice(&self.arena[range]);
-        }
-        self.arena = arena;
-        self.garbage = 0;
     }
 }
 
@@ -289,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn arena_is_compacted_and_lines_still_found() {
+    fn flags_and_refs_survive_rescrapes_and_removal() {
         let mut c = ScrapeCache::new();
         c.begin();
         for i in 0..1000u64 {
@@ -297,7 +283,6 @@ mod tests {
         }
         c.insert(b"dropped", None, false);
         c.finish(true);
-        let full = c.arena.len();
         for _ in 0..2 * EVICT_AFTER_SCRAPES {
             c.begin();
             assert!(c.hit(b"dropped").is_some());
@@ -305,17 +290,29 @@ mod tests {
             c.finish(true);
         }
         assert_eq!(c.len(), 2);
-        assert!(
-            c.arena.len() < full / 10,
-            "arena not compacted: {}",
-            c.arena.len()
-        );
         let kept = c.hit(b"kept").unwrap();
         assert_eq!((kept.series, kept.track_staleness), (Some(7), true));
         let dropped = c.hit(b"dropped").unwrap();
         assert_eq!((dropped.series, dropped.track_staleness), (None, false));
+        assert_eq!(dropped.seen_before, c.iter() - 1);
+        c.insert(b"kept", Some(8), false);
+        let kept = c.hit(b"kept").unwrap();
+        assert_eq!((kept.series, kept.track_staleness), (Some(8), false));
         c.remove(b"kept");
         assert!(c.hit(b"kept").is_none());
         assert!(c.hit(b"dropped").is_some());
+    }
+
+    #[test]
+    fn iterations_wrap_past_the_flag_bit() {
+        let mut c = ScrapeCache::new();
+        c.iter = ITER_MASK - 1;
+        c.begin();
+        c.insert(b"a", Some(1), true);
+        c.finish(true);
+        assert_eq!(c.begin(), 1, "0 is skipped: it means never seen");
+        let mut out = vec![];
+        c.vanished(false, &mut out);
+        assert_eq!(out, vec![1]);
     }
 }
