@@ -507,7 +507,9 @@ impl Head {
                 w.unknown_refs += 1;
                 continue;
             };
-            if let Ok(Appended::Sample { new_chunk }) = series.append(s.t, s.v) {
+            if let Ok(Appended::Sample { new_chunk }) =
+                series.append(s.t, s.v, self.cutter(s.series_ref))
+            {
                 w.samples += 1;
                 w.chunks_created += u64::from(new_chunk);
                 w.mint = w.mint.min(s.t);
@@ -556,15 +558,11 @@ impl Head {
             };
             match resumed {
                 Some(head) if open => s.head = head,
-                Some(_) => s.chunks.push(super::ClosedChunk {
-                    mint: c.mint,
-                    maxt: c.maxt,
-                    data: Arc::from(c.data),
-                }),
+                Some(_) => s.push_closed(c.mint, c.maxt, c.data, self.cutter(r)),
                 None => {
                     let mut dec = crate::tsdb::chunkenc::XorDecoder::new(c.data);
                     while let Some((t, v)) = dec.next(c.data) {
-                        if let Ok(Appended::Sample { new_chunk }) = s.append(t, v) {
+                        if let Ok(Appended::Sample { new_chunk }) = s.append(t, v, self.cutter(r)) {
                             w.samples += 1;
                             w.chunks_created += u64::from(new_chunk);
                             w.mint = w.mint.min(t);
