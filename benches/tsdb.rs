@@ -659,8 +659,10 @@ fn heap_figures() {
                 ""
             },
             if samples == 1 { "" } else { "s" },
-            match samples / 120 {
+            // A chunk is cut when its 121st sample arrives.
+            match (samples - 1) / 120 {
                 0 => "one open chunk".to_string(),
+                1 => "a closed chunk and an open one".to_string(),
                 k => format!("{k} closed chunks and an open one"),
             },
         );
