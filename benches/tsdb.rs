@@ -322,9 +322,11 @@ fn bench_replay_series(c: &mut Criterion) {
             let secs = r.duration.as_secs_f64();
             println!(
                 "{name}: {secs:.2} s ({:.0} series/s; reading and applying {:.2} s, \
-                 postings {:.2} s; {} workers); {:.2} CPU s per run; {:.1} MiB on disk",
+                 label-hash table {:.2} s, postings {:.2} s; {} workers); {:.2} CPU s per \
+                 run; {:.1} MiB on disk",
                 n as f64 / secs,
                 r.read_duration.as_secs_f64(),
+                r.hash_duration.as_secs_f64(),
                 r.index_duration.as_secs_f64(),
                 r.workers,
                 cpu / f64::from(runs.max(1)),

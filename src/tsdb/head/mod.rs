@@ -413,14 +413,14 @@ impl Head {
     }
 }
 
-/// [`Labels::stable_hash`] of label pairs, hashed in one pass over `buf` (one call
-/// instead of four streaming updates per label).
-fn hash_pairs(labels: &[(&str, &str)], buf: &mut Vec<u8>) -> u64 {
+/// [`Labels::stable_hash`] of the labels that encoded ids spell, hashed in one pass
+/// over `buf` (one call instead of four streaming updates per label).
+fn hash_ids_into(sym: &Symbols, enc: &[u8], buf: &mut Vec<u8>) -> u64 {
     buf.clear();
-    for (n, v) in labels {
-        buf.extend_from_slice(n.as_bytes());
+    for (n, v) in SeriesLabels::pairs(enc) {
+        buf.extend_from_slice(sym.get(n).as_bytes());
         buf.push(0xff);
-        buf.extend_from_slice(v.as_bytes());
+        buf.extend_from_slice(sym.get(v).as_bytes());
         buf.push(0xff);
     }
     xxhash_rust::xxh3::xxh3_64(buf)
@@ -457,6 +457,14 @@ fn retain_ids(sym: &Symbols, ids: &[u8]) {
     for (n, v) in SeriesLabels::pairs(ids) {
         sym.retain(n);
         sym.retain(v);
+    }
+}
+
+/// Counts a series fewer as a user of each of its symbols.
+fn release_ids(sym: &Symbols, ids: &[u8]) {
+    for (n, v) in SeriesLabels::pairs(ids) {
+        sym.release(n);
+        sym.release(v);
     }
 }
 
@@ -545,7 +553,7 @@ mod tests {
             .iter()
             .map(|x| (x.name.as_str(), x.value.as_str()))
             .collect();
-        assert_eq!(hash_pairs(&pairs, &mut Vec::new()), l.stable_hash());
+        assert_eq!(hash_ids_into(&sym, &ids, &mut Vec::new()), l.stable_hash());
         assert_eq!(validate_pairs(&pairs), Ok(()));
         assert_eq!(
             validate_pairs(&[("a", "")]),
