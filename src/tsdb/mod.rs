@@ -226,7 +226,13 @@ impl Db {
         let (blocks, quarantined) = load_blocks(dir)?;
 
         let start = Instant::now();
-        let head = Head::new();
+        let chunks_dir = dir.join("chunks_head");
+        let disk = head::ChunkDiskMapper::open(&chunks_dir, head::chunks_disk::SEGMENT_SIZE)
+            .map_err(|e| TsdbError::Dir {
+                path: chunks_dir,
+                source: std::io::Error::other(e),
+            })?;
+        let head = Head::new().with_chunks_disk(disk);
         let outcome = head.replay_wal(&wal_dir)?;
         let wal_metrics = Arc::new(WalMetrics::default());
         wal_metrics

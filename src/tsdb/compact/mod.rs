@@ -90,7 +90,7 @@ pub(crate) mod testing {
                         ClosedChunk {
                             mint: part[0].0,
                             maxt: part[part.len() - 1].0,
-                            data: Arc::from(a.bytes()),
+                            data: a.bytes().into(),
                         }
                     })
                     .collect(),

@@ -319,7 +319,7 @@ impl Head {
                 continue;
             };
             s.pending = s.pending.saturating_sub(1);
-            match s.append(p.t, p.v) {
+            match s.append(p.t, p.v, self.cutter(u64::from(p.r))) {
                 Ok(Appended::Sample { new_chunk }) => {
                     appended += 1;
                     chunks += u64::from(new_chunk);

@@ -136,6 +136,7 @@ impl Head {
         }
         let mut copied: Vec<Copied> = Vec::new();
         let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut reader = self.chunk_reader();
         for st in 0..STRIPES {
             copied.clear();
             {
@@ -148,7 +149,11 @@ impl Head {
                         copied.push(Copied {
                             r: super::truncate::ref_of(st, page_no, slot),
                             labels: s.labels.clone(),
-                            chunks: s.chunks.clone(),
+                            chunks: s
+                                .chunks
+                                .iter()
+                                .filter_map(|c| c.closed(&mut reader))
+                                .collect(),
                             open: s.head.bytes().to_vec(),
                             open_range: (
                                 s.head.first_t().unwrap_or(i64::MIN),

@@ -2,13 +2,15 @@
 //! WAL. Owns the series table (refs -> series, striped), the label-hash lookup (striped),
 //! the symbol table and postings, and the head's counters. Appending lives in `append`,
 //! querying in `read`, WAL replay in `replay`; this file holds the shared structure and
-//! the series lookup.
+//! the series lookup. Closed chunks live in `chunks_head/` files (`chunks_disk`).
 //!
 //! Lock order, outermost first, everywhere: WAL writer -> symbols -> postings -> hash
-//! stripe -> series stripe. No path takes an earlier lock while holding a later one.
+//! stripe -> series stripe -> chunk files. No path takes an earlier lock while holding a
+//! later one.
 
 mod append;
 mod checkpoint;
+pub mod chunks_disk;
 mod read;
 mod replay;
 mod series;
@@ -17,6 +19,7 @@ mod truncate;
 
 pub use append::HeadAppender;
 pub use checkpoint::CheckpointStats;
+pub use chunks_disk::{ChunkBytes, ChunkDiskMapper};
 pub use read::{ChunkSeriesIterator, ChunkSet, HeadQuerier, HeadSeriesIterator};
 pub use replay::ReplayReport;
 pub use series::ClosedChunk;
@@ -28,9 +31,10 @@ use crate::storage::{AppendError, SeriesRef};
 use crate::tsdb::index::{MemPostings, SeriesLabels, Symbols};
 use crate::tsdb::wal::Wal;
 use append::AppendBuffers;
+use chunks_disk::ChunkReader;
 use hashbrown::HashTable;
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use series::MemSeries;
+use series::{Cutter, MemSeries};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Series stripes. A power of two; 128 keeps concurrent scrape loops apart without
@@ -151,6 +155,9 @@ pub struct Head {
     /// Held by truncation and checkpoints, which must not interleave.
     maintenance: Mutex<()>,
     tombstones: tombstones::Tombstones,
+    /// Where closed chunks go; without it (a head with no data directory) they stay in
+    /// memory.
+    chunks_disk: Option<ChunkDiskMapper>,
 }
 
 impl Default for Head {
@@ -179,7 +186,32 @@ impl Head {
             pool: Mutex::new(Vec::new()),
             maintenance: Mutex::new(()),
             tombstones: tombstones::Tombstones::default(),
+            chunks_disk: None,
         }
+    }
+
+    /// Writes closed chunks to `disk` from now on (attach before replay, so replayed
+    /// chunks go there too).
+    pub fn with_chunks_disk(mut self, disk: ChunkDiskMapper) -> Self {
+        self.chunks_disk = Some(disk);
+        self
+    }
+
+    pub fn chunks_disk(&self) -> Option<&ChunkDiskMapper> {
+        self.chunks_disk.as_ref()
+    }
+
+    /// Where series `r` puts the chunks it closes.
+    #[inline]
+    fn cutter(&self, r: u64) -> Cutter<'_> {
+        Cutter {
+            disk: self.chunks_disk.as_ref(),
+            series_ref: r,
+        }
+    }
+
+    fn chunk_reader(&self) -> ChunkReader<'_> {
+        ChunkReader::new(self.chunks_disk.as_ref())
     }
 
     /// Attaches the WAL that commits write to.
@@ -381,14 +413,14 @@ impl Head {
     }
 }
 
-/// [`Labels::stable_hash`] of label pairs, hashed in one pass over `buf` (one call
-/// instead of four streaming updates per label).
-fn hash_pairs(labels: &[(&str, &str)], buf: &mut Vec<u8>) -> u64 {
+/// [`Labels::stable_hash`] of the labels that encoded ids spell, hashed in one pass
+/// over `buf` (one call instead of four streaming updates per label).
+fn hash_ids_into(sym: &Symbols, enc: &[u8], buf: &mut Vec<u8>) -> u64 {
     buf.clear();
-    for (n, v) in labels {
-        buf.extend_from_slice(n.as_bytes());
+    for (n, v) in SeriesLabels::pairs(enc) {
+        buf.extend_from_slice(sym.get(n).as_bytes());
         buf.push(0xff);
-        buf.extend_from_slice(v.as_bytes());
+        buf.extend_from_slice(sym.get(v).as_bytes());
         buf.push(0xff);
     }
     xxhash_rust::xxh3::xxh3_64(buf)
@@ -425,6 +457,14 @@ fn retain_ids(sym: &Symbols, ids: &[u8]) {
     for (n, v) in SeriesLabels::pairs(ids) {
         sym.retain(n);
         sym.retain(v);
+    }
+}
+
+/// Counts a series fewer as a user of each of its symbols.
+fn release_ids(sym: &Symbols, ids: &[u8]) {
+    for (n, v) in SeriesLabels::pairs(ids) {
+        sym.release(n);
+        sym.release(v);
     }
 }
 
@@ -513,7 +553,7 @@ mod tests {
             .iter()
             .map(|x| (x.name.as_str(), x.value.as_str()))
             .collect();
-        assert_eq!(hash_pairs(&pairs, &mut Vec::new()), l.stable_hash());
+        assert_eq!(hash_ids_into(&sym, &ids, &mut Vec::new()), l.stable_hash());
         assert_eq!(validate_pairs(&pairs), Ok(()));
         assert_eq!(
             validate_pairs(&[("a", "")]),

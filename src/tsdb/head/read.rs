@@ -3,6 +3,7 @@
 //! stripe lock only long enough to clone its closed chunk handles and copy its open
 //! chunk; labels are resolved afterwards in short turns of the symbol lock.
 
+use super::chunks_disk::{ChunkBytes, ChunkReader};
 use super::series::ClosedChunk;
 use super::tombstones::{Interval, is_deleted};
 use super::{Head, SeriesPages, locate};
@@ -76,7 +77,7 @@ impl Querier for HeadQuerier {
         // (into one shared snapshot, open chunks copied into one buffer).
         let mut ids: Vec<u32> = Vec::new();
         let mut found: Vec<Found> = Vec::new();
-        let mut snap = SnapshotBuilder::default();
+        let mut snap = SnapshotBuilder::new(self.head.chunk_reader());
         self.for_each_in_range(&refs, |r, s| {
             let mut deleted = Vec::new();
             self.head.deleted_into(r, &mut deleted);
@@ -234,28 +235,38 @@ impl LabelStrings {
 }
 
 /// Chunk snapshots of every series of one select, shared by their iterators: closed
-/// chunks by handle, open ones copied into one buffer, so a select allocates per call,
-/// not per series.
-#[derive(Default)]
-struct SnapshotBuilder {
+/// chunks by handle (mapped from the chunk files), open ones copied into one buffer, so
+/// a select allocates per call, not per series.
+struct SnapshotBuilder<'h> {
+    reader: ChunkReader<'h>,
     chunks: Vec<SnapChunk>,
     open: Vec<u8>,
     /// Indexes of the chunks whose bytes lie in `open`.
     opened: Vec<usize>,
     /// What those chunks point at until `open` is shared.
-    placeholder: Arc<[u8]>,
+    placeholder: ChunkBytes,
 }
 
 /// One chunk of a snapshot: `data[start..end]`, where `data` is a closed chunk's bytes
 /// or the snapshot's buffer of open chunks.
 struct SnapChunk {
     maxt: i64,
-    data: Arc<[u8]>,
+    data: ChunkBytes,
     start: u32,
     end: u32,
 }
 
-impl SnapshotBuilder {
+impl<'h> SnapshotBuilder<'h> {
+    fn new(reader: ChunkReader<'h>) -> Self {
+        SnapshotBuilder {
+            reader,
+            chunks: Vec::new(),
+            open: Vec::new(),
+            opened: Vec::new(),
+            placeholder: ChunkBytes::from(Vec::new()),
+        }
+    }
+
     /// Adds the chunks of `s` that overlap `[mint, maxt]`, as [`MemSeries::snapshot`].
     fn add(&mut self, s: &super::MemSeries, mint: i64, maxt: i64) {
         let first = s.chunks.partition_point(|c| c.maxt < mint);
@@ -263,11 +274,15 @@ impl SnapshotBuilder {
             if c.mint > maxt {
                 break;
             }
+            let Some(c) = c.closed(&mut self.reader) else {
+                continue;
+            };
+            let end = c.data.len() as u32;
             self.chunks.push(SnapChunk {
                 maxt: c.maxt,
-                data: c.data.clone(),
+                data: c.data,
                 start: 0,
-                end: c.data.len() as u32,
+                end,
             });
         }
         if let (Some(hmin), Some((hmax, _))) = (s.head.first_t(), s.head.last())
@@ -287,7 +302,7 @@ impl SnapshotBuilder {
     }
 
     fn finish(mut self) -> Snapshot {
-        let open: Arc<[u8]> = Arc::from(std::mem::take(&mut self.open));
+        let open = ChunkBytes::from(std::mem::take(&mut self.open));
         for &i in &self.opened {
             self.chunks[i].data = open.clone();
         }
@@ -334,6 +349,7 @@ impl Head {
     pub fn chunks_in_range(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<ClosedChunk>)> {
         let last = maxt.saturating_sub(1);
         let refs = self.postings.read().all().clone();
+        let mut reader = self.chunk_reader();
         let mut ids: Vec<u32> = Vec::new();
         let mut found: Vec<(usize, usize, Vec<ClosedChunk>, Vec<Interval>)> = Vec::new();
         let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
@@ -347,7 +363,7 @@ impl Head {
             };
             let Some(s) = g.get(page, slot) else { continue };
             let mut chunks = Vec::new();
-            s.snapshot(mint, last, &mut chunks);
+            s.snapshot(mint, last, &mut reader, &mut chunks);
             if chunks.is_empty() {
                 continue;
             }
@@ -410,7 +426,7 @@ fn trim_chunk(c: &mut ClosedChunk, mint: i64, maxt: i64, deleted: &[Interval]) {
             *c = ClosedChunk {
                 mint: a,
                 maxt: b,
-                data: Arc::from(app.bytes()),
+                data: app.bytes().into(),
             }
         }
         _ => c.mint = c.maxt.saturating_add(1),
@@ -621,7 +637,7 @@ mod tests {
     use crate::model::MatchType;
     use crate::storage::Storage;
     use crate::tsdb::Db;
-    use crate::tsdb::head::series::MemSeries;
+    use crate::tsdb::head::series::{Cutter, MemSeries};
     use crate::tsdb::testing::*;
 
     /// Six series, created in an order unlike their label order, each with samples at
@@ -838,10 +854,10 @@ mod tests {
     fn iter_over(n: i64, mint: i64, maxt: i64) -> HeadSeriesIterator {
         let mut s = MemSeries::new(Box::new([]));
         for i in 0..n {
-            s.append(i * 10, i as f64).unwrap();
+            s.append(i * 10, i as f64, Cutter::MEM).unwrap();
         }
         let mut chunks = Vec::new();
-        s.snapshot(mint, maxt, &mut chunks);
+        s.snapshot(mint, maxt, &mut ChunkReader::new(None), &mut chunks);
         HeadSeriesIterator::new(chunks, mint, maxt)
     }
 

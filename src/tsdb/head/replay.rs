@@ -1,20 +1,25 @@
 //! Rebuilding the head from the WAL: the newest checkpoint, then the segments after it.
-//! One reader (the calling thread) reads and checks every record in log order and
-//! creates series, since a series record must take effect before the samples that use
-//! it. Samples, chunks and tombstones are split by series stripe and handed to worker
+//! One reader (the calling thread) reads and checks every record in log order, and
+//! interns the label strings of series records (the symbol table has one writer). Series,
+//! samples, chunks and tombstones are split by series stripe and handed to worker
 //! threads, each owning a fixed set of stripes, so workers never wait on each other's
-//! locks and each series still sees its records in log order. A min valid time record
-//! goes to every worker at its place in the log. Series left empty are collected once at
-//! the end, as the live head collects them at truncation: collecting them at the record
-//! could drop a series that a later record (a commit that was pending during that
-//! truncation) still appends to. Rejections are not counted again: they were counted
-//! when first seen.
+//! locks and each series is created before its samples arrive and sees its records in log
+//! order. A min valid time record goes to every worker at its place in the log.
+//!
+//! The label-hash table is built at the end, in parallel per hash stripe, as the postings
+//! are. Equal labels under two refs (a series collected by truncation and created again)
+//! are found there: the earlier ref keeps the series and takes the other's samples.
+//! Series left empty are collected once at the end, as the live head collects them at
+//! truncation: collecting them at the record could drop a series that a later record (a
+//! commit that was pending during that truncation) still appends to. Rejections are not
+//! counted again: they were counted when first seen.
 
 use super::series::{Appended, MemSeries};
-use super::{Head, STRIPES, SeriesPages, hash_pairs, locate, table_hash, validate_pairs};
+use super::{Head, STRIPES, SeriesPages, hash_ids_into, locate, table_hash, validate_pairs};
 use crate::tsdb::chunkenc::XorAppender;
 use crate::tsdb::index::SeriesLabels;
 use crate::tsdb::index::{MemPostings, Postings, Symbols};
+use hashbrown::HashTable;
 use roaring::RoaringBitmap;
 
 /// The refs of one label pair while postings are built: most pairs of a
@@ -74,6 +79,8 @@ pub struct ReplayReport {
     pub workers: usize,
     /// Of `duration`: reading the log and applying it (series, samples, chunks).
     pub read_duration: Duration,
+    /// Of `duration`: building the label-hash table at the end.
+    pub hash_duration: Duration,
     /// Of `duration`: building the postings at the end.
     pub index_duration: Duration,
     pub duration: Duration,
@@ -81,6 +88,7 @@ pub struct ReplayReport {
 
 /// Work for one replay worker, all about series it owns.
 enum Job {
+    Series(SeriesBatch),
     Samples(Vec<RefSample>),
     /// A chunks record's body and, per entry of this worker, its ref and byte range.
     Chunks(Arc<[u8]>, Vec<(u64, Range<usize>)>),
@@ -88,9 +96,23 @@ enum Job {
     MinValidTime(i64),
 }
 
+/// Series of one record for one worker, in log order: each ref with the end of its
+/// label ids in `ids` (interned and counted by the reader).
+#[derive(Default)]
+struct SeriesBatch {
+    refs: Vec<(u64, u32)>,
+    ids: Vec<u8>,
+}
+
 /// What one worker did.
 #[derive(Default)]
 struct WorkerStats {
+    series_created: u64,
+    /// Series records for refs that already had a series: their ids, whose symbol
+    /// counts the reader took and the end gives back.
+    rejected: Vec<Box<[u8]>>,
+    /// Of `rejected`: refs already used by other labels.
+    conflicts: u64,
     samples: u64,
     chunks_created: u64,
     chunks_removed: u64,
@@ -99,27 +121,17 @@ struct WorkerStats {
     maxt: i64,
 }
 
-/// Buffers for creating series.
-#[derive(Default)]
-struct Scratch {
-    ids: Vec<u8>,
-    hash: Vec<u8>,
-}
-
 /// The reader's state, carried from record to record.
 struct Reader<'h> {
     head: &'h Head,
     txs: Vec<SyncSender<Job>>,
-    /// Logged refs whose labels an earlier ref already has (both map to the first).
-    duplicate_refs: HashMap<u64, u64>,
     samples: Vec<RefSample>,
     tombstones: Vec<Tombstone>,
     entries: Vec<(u64, Range<usize>)>,
-    created: Vec<Result<(u64, bool), &'static str>>,
-    scratch: Scratch,
     /// The min valid time so far: older samples are dropped here.
     bound: i64,
-    series: u64,
+    /// The highest ref of a series record.
+    max_ref: u64,
     bad_series: u64,
     unknown_refs: u64,
 }
@@ -142,7 +154,7 @@ impl Head {
             workers,
             ..ReplayReport::default()
         };
-        let (outcome, stats) = std::thread::scope(|scope| {
+        let (outcome, mut stats) = std::thread::scope(|scope| {
             let mut txs = Vec::with_capacity(workers);
             let mut handles = Vec::with_capacity(workers);
             for k in 0..workers {
@@ -166,28 +178,25 @@ impl Head {
             let mut reader = Reader {
                 head: self,
                 txs,
-                duplicate_refs: HashMap::new(),
                 samples: Vec::new(),
                 tombstones: Vec::new(),
                 entries: Vec::new(),
-                created: Vec::new(),
-                scratch: Scratch::default(),
                 bound: self.min_valid_time(),
-                series: 0,
+                max_ref: 0,
                 bad_series: 0,
                 unknown_refs: 0,
             };
             let outcome = wal::replay(dir, |typ, body| reader.record(typ, body));
             let Reader {
                 txs,
-                series,
+                max_ref,
                 bad_series,
                 unknown_refs,
                 ..
             } = reader;
             // Closing the queues lets the workers finish.
             drop(txs);
-            rep.series = series;
+            self.next_ref.fetch_max(max_ref + 1, Ordering::Relaxed);
             rep.bad_series = bad_series;
             rep.unknown_refs = unknown_refs;
             let mut stats = Vec::with_capacity(workers);
@@ -203,17 +212,37 @@ impl Head {
         rep.read_duration = start.elapsed();
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
         let (mut created, mut removed) = (0u64, 0u64);
-        for s in &stats {
+        let mut rejected = Vec::new();
+        for s in &mut stats {
+            rep.series += s.series_created;
+            rep.bad_series += s.conflicts;
             rep.samples += s.samples;
             rep.unknown_refs += s.unknown_refs;
             created += s.chunks_created;
             removed += s.chunks_removed;
             mint = mint.min(s.mint);
             maxt = maxt.max(s.maxt);
+            rejected.append(&mut s.rejected);
+        }
+        if !rejected.is_empty() {
+            let sym = self.symbols.read();
+            for ids in &rejected {
+                super::release_ids(&sym, ids);
+            }
         }
         self.counters
             .chunks
             .fetch_add(created.saturating_sub(removed), Ordering::Relaxed);
+        let hash_start = Instant::now();
+        let duplicates = self.hash_replayed(workers);
+        rep.series -= self.merge_duplicates(&duplicates);
+        rep.hash_duration = hash_start.elapsed();
+        self.counters
+            .series
+            .fetch_add(rep.series, Ordering::Relaxed);
+        self.counters
+            .series_created
+            .fetch_add(rep.series, Ordering::Relaxed);
         self.note_time_range(mint, maxt);
         let bound = self.min_valid_time();
         if bound > i64::MIN {
@@ -238,85 +267,122 @@ impl Head {
         Ok(rep)
     }
 
-    /// Creates the series of one series record as logged (not yet indexed: replay
-    /// indexes every series at its end) under their refs. Each result is the ref the
-    /// entry's samples go to (an earlier series with the same labels wins) and whether
-    /// it was created, or why the entry was skipped. The symbol table is write-locked
-    /// once for the whole record: replay is its only writer.
-    fn create_series(
-        &self,
-        entries: &[(u64, Range<usize>)],
-        labels: &[(&str, &str)],
-        scratch: &mut Scratch,
-        out: &mut Vec<Result<(u64, bool), &'static str>>,
-    ) {
-        out.clear();
-        let mut sym = self.symbols.write();
-        let mut created = 0;
-        // The previous entry's strings and ids by position: consecutive series mostly
-        // share values (job, instance, ...), and the decoder hands out the very same
-        // `&str` for a repeat, so a pointer comparison saves the lookup.
-        let mut prev: Vec<(&str, &str, u32, u32)> = Vec::new();
-        for (r, range) in entries {
-            let pairs = &labels[range.clone()];
-            let res = self.create_one(&mut sym, *r, pairs, scratch, &mut prev);
-            created += u64::from(matches!(res, Ok((_, true))));
-            out.push(res);
-        }
-        drop(sym);
-        let newest = out.iter().filter_map(|r| r.ok()).map(|(r, _)| r).max();
-        if let Some(r) = newest {
-            self.next_ref.fetch_max(r + 1, Ordering::Relaxed);
-        }
-        self.counters.series.fetch_add(created, Ordering::Relaxed);
-        self.counters
-            .series_created
-            .fetch_add(created, Ordering::Relaxed);
+    /// Files every series in the label-hash table, in parallel: each thread hashes the
+    /// series of its stripes into per-hash-stripe buckets, then fills the hash stripes it
+    /// owns. Returns the refs whose labels a lower ref has (`(later, earlier)`); those are
+    /// left out of the table.
+    fn hash_replayed(&self, threads: usize) -> Vec<(u64, u64)> {
+        let threads = threads.max(1);
+        let sym = self.symbols.read();
+        let sym = &*sym;
+        let buckets: Vec<Vec<Vec<(u64, u32)>>> = run_parts(threads, "cairn-hash", |k| {
+            let mut out: Vec<Vec<(u64, u32)>> = vec![Vec::new(); STRIPES];
+            let mut buf = Vec::new();
+            for st in (k..STRIPES).step_by(threads) {
+                let g = self.stripe(st);
+                for (page_no, page) in g.pages.iter().enumerate() {
+                    for (slot, s) in page.iter().enumerate() {
+                        if let Some(s) = s {
+                            let h = hash_ids_into(sym, &s.labels, &mut buf);
+                            let r = super::truncate::ref_of(st, page_no, slot);
+                            out[h as usize % STRIPES].push((h, r));
+                        }
+                    }
+                }
+            }
+            out
+        });
+        let buckets = &buckets;
+        let dups: Vec<Vec<(u64, u64)>> = run_parts(threads, "cairn-hash", |k| {
+            let mut dups = Vec::new();
+            for hs in (k..STRIPES).step_by(threads) {
+                let mut table = self.hashes[hs].0.lock();
+                let n: usize = buckets.iter().map(|b| b[hs].len()).sum();
+                table.reserve(n, |&e| table_hash(e >> 32));
+                for &(h, r) in buckets.iter().flat_map(|b| &b[hs]) {
+                    let hi = h >> 32;
+                    let entry = (hi << 32) | u64::from(r);
+                    if table.find(table_hash(hi), |&e| e >> 32 == hi).is_some()
+                        && let Some(first) = self.same_labels_as(&table, h, r)
+                    {
+                        if first < u64::from(r) {
+                            dups.push((u64::from(r), first));
+                        } else {
+                            // The lower ref is the earlier series: it takes the entry.
+                            if let Ok(mut e) =
+                                table.find_entry(table_hash(hi), |&e| e == (hi << 32) | first)
+                            {
+                                *e.get_mut() = entry;
+                            }
+                            dups.push((first, u64::from(r)));
+                        }
+                        continue;
+                    }
+                    table.insert_unique(table_hash(hi), entry, |&e| table_hash(e >> 32));
+                }
+            }
+            dups
+        });
+        dups.into_iter().flatten().collect()
     }
 
-    fn create_one<'a>(
-        &self,
-        sym: &mut Symbols,
-        r: u64,
-        labels: &[(&'a str, &'a str)],
-        scratch: &mut Scratch,
-        prev: &mut Vec<(&'a str, &'a str, u32, u32)>,
-    ) -> Result<(u64, bool), &'static str> {
-        validate_pairs(labels)?;
-        let (st, page, slot) = locate(r).ok_or("series ref out of range")?;
-        let hash = hash_pairs(labels, &mut scratch.hash);
-        let ids = &mut scratch.ids;
-        ids.clear();
-        prev.truncate(labels.len());
-        for (i, &(n, v)) in labels.iter().enumerate() {
-            let (ni, vi) = match prev.get(i) {
-                Some(&(pn, pv, ni, vi)) if std::ptr::eq(pn, n) && std::ptr::eq(pv, v) => (ni, vi),
-                Some(&(pn, _, ni, _)) if std::ptr::eq(pn, n) => (ni, sym.intern(v)),
-                _ => (sym.intern(n), sym.intern(v)),
+    /// The ref filed under `hash` whose labels equal those of series `r`.
+    fn same_labels_as(&self, table: &HashTable<u64>, hash: u64, r: u32) -> Option<u64> {
+        let (st, page, slot) = locate(u64::from(r))?;
+        let labels = self.stripe(st).get(page, slot)?.labels.clone();
+        self.find_in(table, hash, |s| *s.labels == *labels)
+    }
+
+    /// Folds each later series of `dups` into the earlier one with the same labels: its
+    /// samples are appended (in time order, by the append rules, so what the earlier one
+    /// already covers is dropped) and it is removed. Returns how many were removed. In a
+    /// log cairn wrote, the earlier series was collected by a truncation, so replay's
+    /// bound has emptied it and nothing is dropped.
+    fn merge_duplicates(&self, dups: &[(u64, u64)]) -> u64 {
+        let mut removed = 0;
+        let mut chunks = Vec::new();
+        for &(later, first) in dups {
+            let Some((st, page, slot)) = locate(later) else {
+                continue;
             };
-            if i < prev.len() {
-                prev[i] = (n, v, ni, vi);
-            } else {
-                prev.push((n, v, ni, vi));
+            let taken = self
+                .stripe(st)
+                .pages
+                .get_mut(page)
+                .and_then(|p| p.get_mut(slot))
+                .and_then(Option::take);
+            let Some(d) = taken else { continue };
+            removed += 1;
+            chunks.clear();
+            d.snapshot(i64::MIN, i64::MAX, &mut self.chunk_reader(), &mut chunks);
+            let mut dropped = d.chunks.len() as u64 + u64::from(!d.head.is_empty());
+            let mut added = 0u64;
+            if let Some((st, page, slot)) = locate(first) {
+                let mut g = self.stripe(st);
+                if let Some(f) = g.get_mut(page, slot) {
+                    for c in &chunks {
+                        let mut dec = crate::tsdb::chunkenc::XorDecoder::new(&c.data);
+                        while let Some((t, v)) = dec.next(&c.data) {
+                            if let Ok(Appended::Sample { new_chunk }) =
+                                f.append(t, v, self.cutter(first))
+                            {
+                                added += u64::from(new_chunk);
+                            }
+                        }
+                    }
+                }
             }
-            SeriesLabels::push(ids, ni, vi);
+            super::release_ids(&self.symbols.read(), &d.labels);
+            dropped = dropped.min(self.counters.chunks.load(Ordering::Relaxed) + added);
+            self.counters.chunks.fetch_add(added, Ordering::Relaxed);
+            self.counters.chunks.fetch_sub(dropped, Ordering::Relaxed);
+            tracing::warn!(
+                series_ref = later,
+                kept_ref = first,
+                "the write-ahead log names one series under two refs; merged into the earlier"
+            );
         }
-        let mut table = self.hashes[hash as usize % STRIPES].0.lock();
-        if let Some(existing) = self.find_in(&table, hash, |s| *s.labels == **ids) {
-            return Ok((existing, false));
-        }
-        let mut s = MemSeries::new(ids.as_slice().into());
-        s.logged = true;
-        if !self.stripe(st).insert(page, slot, s) {
-            return Err("series ref already used by other labels");
-        }
-        for (n, v) in SeriesLabels::pairs(ids) {
-            sym.retain_mut(n);
-            sym.retain_mut(v);
-        }
-        let hi = hash >> 32;
-        table.insert_unique(table_hash(hi), (hi << 32) | r, |&e| table_hash(e >> 32));
-        Ok((r, true))
+        removed
     }
 
     /// Adds every logged series to the postings, built in parallel: thread `k` indexes
@@ -454,6 +520,7 @@ impl Head {
         let mut bound = i64::MIN;
         while let Ok(job) = rx.recv() {
             match job {
+                Job::Series(b) => self.replay_series(b, &mut w),
                 Job::Samples(samples) => self.replay_samples(&samples, &mut w),
                 Job::Chunks(body, entries) => {
                     let mut chunks: Vec<ChunkEntry<'_>> = Vec::new();
@@ -492,6 +559,41 @@ impl Head {
         w
     }
 
+    /// Creates a batch's series (logged, not yet hashed or indexed) under their refs. A
+    /// ref that already has a series keeps it: logged twice (two commits raced to log a
+    /// new series), or, with other labels, a log cairn did not write.
+    fn replay_series(&self, b: SeriesBatch, w: &mut WorkerStats) {
+        let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
+        let mut start = 0;
+        for &(r, end) in &b.refs {
+            let ids = b.ids.get(start..end as usize).unwrap_or(&[]);
+            start = end as usize;
+            let Some((stripe, page, slot)) = locate(r) else {
+                continue;
+            };
+            let g = match &mut held {
+                Some((i, g)) if *i == stripe => g,
+                _ => &mut held.insert((stripe, self.stripe(stripe))).1,
+            };
+            if let Some(s) = g.get(page, slot) {
+                if *s.labels != *ids {
+                    w.conflicts += 1;
+                    tracing::warn!(
+                        series_ref = r,
+                        reason = "series ref already used by other labels",
+                        "skipping series record in the write-ahead log"
+                    );
+                }
+                w.rejected.push(ids.into());
+                continue;
+            }
+            let mut s = MemSeries::new(ids.into());
+            s.logged = true;
+            g.insert(page, slot, s);
+            w.series_created += 1;
+        }
+    }
+
     fn replay_samples(&self, samples: &[RefSample], w: &mut WorkerStats) {
         let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
         for s in samples {
@@ -507,7 +609,9 @@ impl Head {
                 w.unknown_refs += 1;
                 continue;
             };
-            if let Ok(Appended::Sample { new_chunk }) = series.append(s.t, s.v) {
+            if let Ok(Appended::Sample { new_chunk }) =
+                series.append(s.t, s.v, self.cutter(s.series_ref))
+            {
                 w.samples += 1;
                 w.chunks_created += u64::from(new_chunk);
                 w.mint = w.mint.min(s.t);
@@ -556,15 +660,11 @@ impl Head {
             };
             match resumed {
                 Some(head) if open => s.head = head,
-                Some(_) => s.chunks.push(super::ClosedChunk {
-                    mint: c.mint,
-                    maxt: c.maxt,
-                    data: Arc::from(c.data),
-                }),
+                Some(_) => s.push_closed(c.mint, c.maxt, c.data, self.cutter(r)),
                 None => {
                     let mut dec = crate::tsdb::chunkenc::XorDecoder::new(c.data);
                     while let Some((t, v)) = dec.next(c.data) {
-                        if let Ok(Appended::Sample { new_chunk }) = s.append(t, v) {
+                        if let Ok(Appended::Sample { new_chunk }) = s.append(t, v, self.cutter(r)) {
                             w.samples += 1;
                             w.chunks_created += u64::from(new_chunk);
                             w.mint = w.mint.min(t);
@@ -591,13 +691,8 @@ impl Reader<'_> {
                 let mut labels = Vec::new();
                 let mut entries = std::mem::take(&mut self.entries);
                 record::decode_series_flat(body, &mut entries, &mut labels)?;
-                let mut created = std::mem::take(&mut self.created);
-                self.head
-                    .create_series(&entries, &labels, &mut self.scratch, &mut created);
-                for ((r, range), res) in entries.iter().zip(&created) {
-                    self.series(*r, &labels[range.clone()], *res);
-                }
-                (self.entries, self.created) = (entries, created);
+                self.series(&entries, &labels);
+                self.entries = entries;
             }
             RecordType::Samples => {
                 let mut samples = std::mem::take(&mut self.samples);
@@ -636,27 +731,60 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn series(&mut self, r: u64, labels: &[(&str, &str)], res: Result<(u64, bool), &'static str>) {
-        match res {
-            Ok((got, _)) if got != r => {
-                // Same labels logged under two refs: what names either goes to the first.
-                self.duplicate_refs.insert(r, got);
-            }
-            Ok((_, created)) => self.series += u64::from(created),
-            Err(why) => {
-                self.bad_series += 1;
-                let shown: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
-                tracing::warn!(series_ref = r, labels = %shown.join(","), reason = why, "skipping series record in the write-ahead log");
+    /// Interns the labels of one series record's entries (the symbol table is
+    /// write-locked once for the record) and hands each series to the worker owning its
+    /// ref, which creates it before any later record of it arrives.
+    fn series(&mut self, entries: &[(u64, Range<usize>)], labels: &[(&str, &str)]) {
+        let n = self.txs.len();
+        let mut parts: Vec<SeriesBatch> = (0..n).map(|_| SeriesBatch::default()).collect();
+        {
+            let mut sym = self.head.symbols.write();
+            // The previous entry's strings and ids by position: consecutive series mostly
+            // share values (job, instance, ...), and the decoder hands out the very same
+            // `&str` for a repeat, so a pointer comparison saves the lookup.
+            let mut prev: Vec<(&str, &str, u32, u32)> = Vec::new();
+            for (r, range) in entries {
+                let pairs = &labels[range.clone()];
+                let owner = validate_pairs(pairs)
+                    .and_then(|()| self.owner(*r).ok_or("series ref out of range"));
+                let k = match owner {
+                    Ok(k) => k,
+                    Err(why) => {
+                        self.bad_series += 1;
+                        let shown: Vec<String> =
+                            pairs.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                        tracing::warn!(series_ref = r, labels = %shown.join(","), reason = why, "skipping series record in the write-ahead log");
+                        continue;
+                    }
+                };
+                let b = &mut parts[k];
+                prev.truncate(pairs.len());
+                for (i, &(n, v)) in pairs.iter().enumerate() {
+                    let (ni, vi) = match prev.get(i) {
+                        Some(&(pn, pv, ni, vi)) if std::ptr::eq(pn, n) && std::ptr::eq(pv, v) => {
+                            (ni, vi)
+                        }
+                        Some(&(pn, _, ni, _)) if std::ptr::eq(pn, n) => (ni, sym.intern(v)),
+                        _ => (sym.intern(n), sym.intern(v)),
+                    };
+                    if i < prev.len() {
+                        prev[i] = (n, v, ni, vi);
+                    } else {
+                        prev.push((n, v, ni, vi));
+                    }
+                    sym.retain_mut(ni);
+                    sym.retain_mut(vi);
+                    SeriesLabels::push(&mut b.ids, ni, vi);
+                }
+                b.refs.push((*r, b.ids.len() as u32));
+                self.max_ref = self.max_ref.max(*r);
             }
         }
-    }
-
-    #[inline]
-    fn resolve(&self, r: u64) -> u64 {
-        if self.duplicate_refs.is_empty() {
-            return r;
+        for (k, b) in parts.into_iter().enumerate() {
+            if !b.refs.is_empty() {
+                self.send(k, Job::Series(b));
+            }
         }
-        self.duplicate_refs.get(&r).copied().unwrap_or(r)
     }
 
     #[inline]
@@ -664,7 +792,7 @@ impl Reader<'_> {
         locate(r).map(|(st, _, _)| st % self.txs.len())
     }
 
-    /// Splits items by the worker owning their (resolved) ref; drops samples older than
+    /// Splits items by the worker owning their ref; drops samples older than
     /// the bound and counts refs that cannot exist.
     fn split<T: Copy + Routed>(&mut self, items: &[T]) -> Vec<Vec<T>> {
         let n = self.txs.len();
@@ -676,9 +804,7 @@ impl Reader<'_> {
             if it.time() < self.bound {
                 continue;
             }
-            let r = it.series_ref();
-            *r = self.resolve(*r);
-            match self.owner(*r) {
+            match self.owner(*it.series_ref()) {
                 Some(k) => parts[k].push(it),
                 None => self.unknown_refs += 1,
             }
@@ -697,7 +823,6 @@ impl Reader<'_> {
                 break;
             };
             let (r, _) = e?;
-            let r = self.resolve(r);
             match self.owner(r) {
                 Some(k) => parts[k].push((r, start..dec.pos())),
                 None => self.unknown_refs += 1,
@@ -716,6 +841,32 @@ impl Reader<'_> {
         // A worker only stops early by panicking, which the join reports.
         let _ = self.txs[k].send(job);
     }
+}
+
+/// Runs `part(k)` for `k` in `0..threads` on scoped threads named `name-k` (on this
+/// thread where none can be had); the results in order of `k`.
+fn run_parts<T: Send>(threads: usize, name: &str, part: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let part = &part;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|k| {
+                std::thread::Builder::new()
+                    .name(format!("{name}-{k}"))
+                    .spawn_scoped(scope, move || part(k))
+                    .map_err(|_| k)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => match h.join() {
+                    Ok(p) => p,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                Err(k) => part(k),
+            })
+            .collect()
+    })
 }
 
 /// Logged items that belong to one series and to a time the min valid time applies to.
@@ -1020,5 +1171,64 @@ mod tests {
         let db = open(tmp.path());
         assert_eq!(dump(&db, 0, 10, &[]), live);
         assert_eq!(db.stats().num_series, 1);
+    }
+
+    /// A WAL naming one label set under two refs (what a truncation that collected the
+    /// series, followed by its return, leaves), written record by record.
+    fn two_refs_wal(dir: &Path, bound: Option<i64>) {
+        use crate::tsdb::wal::record::{self, RecordType, SamplesEncoder};
+        let mut out = Vec::new();
+        let mut snappy = snap::raw::Encoder::new();
+        let mut series = |out: &mut Vec<u8>, r: u64| {
+            let mut body = Vec::new();
+            record::encode_series(&mut body, r, [("__name__", "m"), ("job", "x")].into_iter());
+            record::frame(out, RecordType::Series, &body, &mut snappy).unwrap();
+        };
+        let samples = |out: &mut Vec<u8>, r: u64, ts: &[i64]| {
+            let mut body = Vec::new();
+            let mut enc = SamplesEncoder::default();
+            for &t in ts {
+                enc.push(&mut body, r, t, t as f64);
+            }
+            record::frame(
+                out,
+                RecordType::Samples,
+                &body,
+                &mut snap::raw::Encoder::new(),
+            )
+            .unwrap();
+        };
+        series(&mut out, 1);
+        samples(&mut out, 1, &[1, 2]);
+        if let Some(b) = bound {
+            record::frame_min_valid_time(&mut out, b).unwrap();
+        }
+        series(&mut out, 5);
+        samples(&mut out, 5, &[5, 6]);
+        fs::create_dir_all(dir.join("wal")).unwrap();
+        fs::write(segment0(dir), out).unwrap();
+    }
+
+    #[test]
+    fn one_label_set_under_two_refs_replays_as_one_series() {
+        for (bound, want) in [(Some(3), vec![5, 6]), (None, vec![1, 2, 5, 6])] {
+            let tmp = tempfile::tempdir().unwrap();
+            two_refs_wal(tmp.path(), bound);
+            let db = open(tmp.path());
+            let got = dump(&db, i64::MIN, i64::MAX, &[]);
+            assert_eq!(got.len(), 1, "{bound:?}");
+            let ts: Vec<i64> = got[0].1.iter().map(|s| s.0).collect();
+            assert_eq!(ts, want, "{bound:?}");
+            let s = db.stats();
+            assert_eq!((s.num_series, s.num_chunks), (1, 1), "{bound:?}");
+            // The label-hash table finds the kept series; new series get fresh refs.
+            let mut app = db.appender();
+            let kept = app
+                .append(&lbls(&[("__name__", "m"), ("job", "x")]), 10, 1.0)
+                .unwrap();
+            let fresh = app.append(&lbls(&[("__name__", "n")]), 10, 1.0).unwrap();
+            assert_eq!((kept, fresh), (1, 6), "{bound:?}");
+            app.commit().unwrap();
+        }
     }
 }

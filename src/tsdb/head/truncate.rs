@@ -2,7 +2,7 @@
 //! Raises the head's min valid time (logged, so a restart keeps it), drops chunks wholly
 //! before it, and collects series left with no samples: out of the series stripes, the
 //! label-hash table and the postings, releasing their symbols (unused strings are freed
-//! by a sweep). Series with samples in appenders' uncommitted batches are kept.
+//! by a sweep), and deletes chunk files that hold only chunks before it. Series with samples in appenders' uncommitted batches are kept.
 
 use super::series::MemSeries;
 use super::{HASH_LOCK_BATCH, Head, STRIPES, hash_ids, locate, table_hash};
@@ -19,6 +19,8 @@ pub struct TruncateStats {
     /// Label strings no remaining series uses.
     pub symbols_freed: u64,
     pub tombstones_removed: u64,
+    /// Files of `chunks_head/` deleted: every chunk in them ended before the bound.
+    pub chunk_files_removed: usize,
     pub duration: Duration,
 }
 
@@ -54,6 +56,10 @@ impl Head {
             }
         }
         let mut stats = self.gc(mint, true);
+        // After `gc`: no series refers to a chunk that ended before `mint` any more.
+        if let Some(disk) = &self.chunks_disk {
+            stats.chunk_files_removed = disk.truncate(mint);
+        }
         stats.tombstones_removed += self.tombstones.truncate(mint, &[]);
         self.move_time_range(mint);
         stats.duration = start.elapsed();
