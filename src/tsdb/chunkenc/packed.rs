@@ -13,6 +13,7 @@
 
 use crate::model::Sample;
 use crate::tsdb::varint::{get_uvarint, get_varint, put_uvarint, put_varint};
+use std::ops::Range;
 
 /// Integers are bit-packed in groups of this many.
 pub const GROUP: usize = 64;
@@ -37,6 +38,9 @@ const POW10: [f64; MAX_SCALE + 1] = [
 const TS_REGULAR: u8 = 0;
 const TS_DELTAS: u8 = 1;
 const TS_GRID: u8 = 2;
+/// The timestamps are those of another chunk, named by a number its container defines
+/// (in a block: that chunk's offset in the same segment file).
+const TS_SHARED: u8 = 3;
 
 /// Flag bit of the value header byte: mantissas stored as delta-of-deltas.
 const VAL_DOD: u8 = 0x80;
@@ -98,17 +102,21 @@ impl PackedEncoder {
     }
 
     /// Appends `samples` (at least one, at most [`MAX_SAMPLES`]; timestamps strictly
-    /// increasing) as one packed chunk to `out`. Returns false, `out` untouched, when
-    /// more than one value in eight is not an exact decimal: XOR suits those better.
-    pub fn encode(&mut self, samples: &[Sample], out: &mut Vec<u8>) -> bool {
+    /// increasing) as one packed chunk to `out` and returns where in `out` its
+    /// timestamp section lies (for [`share_timestamps`]). Returns `None`, `out`
+    /// untouched, when more than one value in eight is not an exact decimal: XOR suits
+    /// those better.
+    pub fn encode(&mut self, samples: &[Sample], out: &mut Vec<u8>) -> Option<Range<usize>> {
         let n = samples.len();
         if n == 0 || n > MAX_SAMPLES || !self.choose_mantissas(samples) {
-            return false;
+            return None;
         }
         put_uvarint(out, n as u64);
+        let ts = out.len();
         self.put_timestamps(samples, out);
+        let ts = ts..out.len();
         self.put_values(out);
-        true
+        Some(ts)
     }
 
     /// Fills `mantissas` and `exceptions` at the scale that suits most values; false if
@@ -428,18 +436,46 @@ pub fn num_samples(chunk: &[u8]) -> usize {
     get_uvarint(chunk, &mut pos).map_or(0, |n| n as usize)
 }
 
-/// Appends every sample of the packed `chunk` to `out`. On a malformed chunk returns
-/// `None` with `out` as it was. Allocates only to grow `out`.
-pub fn decode(chunk: &[u8], out: &mut Vec<Sample>) -> Option<()> {
+/// Writes `chunk` (from [`PackedEncoder::encode`], its timestamp section at `ts`) to
+/// `out` with the timestamps replaced by a reference to another chunk whose timestamp
+/// section is byte for byte the same: `shared` names it, as the container defines.
+pub fn share_timestamps(chunk: &[u8], ts: Range<usize>, shared: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&chunk[..ts.start]);
+    out.push(TS_SHARED);
+    put_uvarint(out, shared);
+    out.extend_from_slice(&chunk[ts.end..]);
+}
+
+/// The reference of a chunk whose timestamps are shared (see [`share_timestamps`]),
+/// `None` if it holds its own.
+pub fn shared_timestamps(chunk: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    get_uvarint(chunk, &mut pos)?;
+    if *chunk.get(pos)? != TS_SHARED {
+        return None;
+    }
+    pos += 1;
+    get_uvarint(chunk, &mut pos)
+}
+
+/// Appends every sample of the packed `chunk` to `out`; `shared` is the chunk that
+/// [`shared_timestamps`] names, if it names one. On a malformed chunk (or a missing or
+/// unfit `shared`) returns `None` with `out` as it was. Allocates only to grow `out`.
+pub fn decode(chunk: &[u8], shared: Option<&[u8]>, out: &mut Vec<Sample>) -> Option<()> {
     let start = out.len();
-    let r = decode_inner(chunk, out, start);
+    let r = decode_inner(chunk, shared, out, start);
     if r.is_none() {
         out.truncate(start);
     }
     r
 }
 
-fn decode_inner(d: &[u8], out: &mut Vec<Sample>, start: usize) -> Option<()> {
+fn decode_inner(
+    d: &[u8],
+    shared: Option<&[u8]>,
+    out: &mut Vec<Sample>,
+    start: usize,
+) -> Option<()> {
     let mut pos = 0;
     let n = usize::try_from(get_uvarint(d, &mut pos)?).ok()?;
     // Every group takes at least two bytes, so a short chunk cannot claim many samples.
@@ -447,15 +483,32 @@ fn decode_inner(d: &[u8], out: &mut Vec<Sample>, start: usize) -> Option<()> {
         return None;
     }
     out.reserve(n);
-    let mode = *d.get(pos)?;
-    pos += 1;
-    let t0 = get_varint(d, &mut pos)?;
+    if *d.get(pos)? == TS_SHARED {
+        pos += 1;
+        get_uvarint(d, &mut pos)?;
+        let ts = shared?;
+        let mut at = 0;
+        if get_uvarint(ts, &mut at)? != n as u64 {
+            return None;
+        }
+        get_timestamps(ts, &mut at, n, out)?;
+    } else {
+        get_timestamps(d, &mut pos, n, out)?;
+    }
+    get_values(d, pos, &mut out[start..])
+}
+
+/// Reads a timestamp section of `n` timestamps, pushing a sample for each.
+fn get_timestamps(d: &[u8], pos: &mut usize, n: usize, out: &mut Vec<Sample>) -> Option<()> {
+    let mode = *d.get(*pos)?;
+    *pos += 1;
+    let t0 = get_varint(d, pos)?;
     out.push(Sample { t: t0, v: 0.0 });
     let mut g = [0i64; GROUP];
     match mode {
         TS_REGULAR => {
             if n > 1 {
-                let step = get_uvarint(d, &mut pos)? as i64;
+                let step = get_uvarint(d, pos)? as i64;
                 let mut t = t0;
                 out.extend((1..n).map(|_| {
                     t = t.wrapping_add(step);
@@ -467,7 +520,7 @@ fn decode_inner(d: &[u8], out: &mut Vec<Sample>, start: usize) -> Option<()> {
             let mut t = t0;
             for first in (1..n).step_by(GROUP) {
                 let len = GROUP.min(n - first);
-                get_group(d, &mut pos, len, &mut g)?;
+                get_group(d, pos, len, &mut g)?;
                 out.extend(g[..len].iter().map(|&x| {
                     t = t.wrapping_add(x);
                     Sample { t, v: 0.0 }
@@ -475,10 +528,10 @@ fn decode_inner(d: &[u8], out: &mut Vec<Sample>, start: usize) -> Option<()> {
             }
         }
         TS_GRID => {
-            let step = get_uvarint(d, &mut pos)? as i64;
+            let step = get_uvarint(d, pos)? as i64;
             for first in (1..n).step_by(GROUP) {
                 let len = GROUP.min(n - first);
-                get_group(d, &mut pos, len, &mut g)?;
+                get_group(d, pos, len, &mut g)?;
                 let mut grid = t0.wrapping_add((first as i64).wrapping_mul(step));
                 out.extend(g[..len].iter().map(|&r| {
                     let t = grid.wrapping_add(r);
@@ -489,7 +542,14 @@ fn decode_inner(d: &[u8], out: &mut Vec<Sample>, start: usize) -> Option<()> {
         }
         _ => return None,
     }
-    let samples = &mut out[start..];
+    Some(())
+}
+
+/// Reads the value section at `pos` into `samples` (one per timestamp already read);
+/// it must end the chunk.
+fn get_values(d: &[u8], mut pos: usize, samples: &mut [Sample]) -> Option<()> {
+    let n = samples.len();
+    let mut g = [0i64; GROUP];
     let h = *d.get(pos)?;
     pos += 1;
     let scale = usize::from(h & !VAL_DOD);
@@ -547,7 +607,7 @@ mod tests {
 
     fn encode(s: &[Sample]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        PackedEncoder::new().encode(s, &mut out).then_some(out)
+        PackedEncoder::new().encode(s, &mut out).map(|_| out)
     }
 
     fn bits(s: &[Sample]) -> Vec<(i64, u64)> {
@@ -558,7 +618,7 @@ mod tests {
     fn round_trip(s: &[Sample]) -> Option<usize> {
         let chunk = encode(s)?;
         let mut back = vec![Sample { t: 1, v: 2.0 }];
-        decode(&chunk, &mut back).expect("decodes");
+        decode(&chunk, None, &mut back).expect("decodes");
         assert_eq!(bits(&back[1..]), bits(s));
         assert_eq!(num_samples(&chunk), s.len());
         Some(chunk.len())
@@ -679,27 +739,54 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_shared_with_another_chunk() {
+        let ts: Vec<i64> = (0..300).map(|i| i * 15_000 + (i * 7919) % 13).collect();
+        let a = samples(&ts, &vec![3.0; 300]);
+        let b = samples(&ts, &(0..300).map(|i| i as f64 * 0.5).collect::<Vec<_>>());
+        let mut enc = PackedEncoder::new();
+        let (mut ca, mut cb) = (Vec::new(), Vec::new());
+        let ra = enc.encode(&a, &mut ca).unwrap();
+        let rb = enc.encode(&b, &mut cb).unwrap();
+        assert_eq!(ca[ra.clone()], cb[rb.clone()]);
+        assert_eq!(shared_timestamps(&cb), None);
+        let mut shared = Vec::new();
+        share_timestamps(&cb, rb, 12_345, &mut shared);
+        assert!(shared.len() + 100 < cb.len(), "{} vs {}", shared.len(), cb.len());
+        assert_eq!(shared_timestamps(&shared), Some(12_345));
+        let mut out = Vec::new();
+        decode(&shared, Some(&ca), &mut out).unwrap();
+        assert_eq!(bits(&out), bits(&b));
+        // Without the chunk it names, or with one of another length, nothing.
+        out.clear();
+        assert!(decode(&shared, None, &mut out).is_none());
+        let mut short = Vec::new();
+        enc.encode(&a[..299], &mut short).unwrap();
+        assert!(decode(&shared, Some(&short), &mut out).is_none());
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn malformed_chunks_fail_without_panicking() {
         let ts: Vec<i64> = (0..200).map(|i| i * 15_000 + (i * i) % 17).collect();
         let vs: Vec<f64> = (0..200).map(|i| (i * 31 % 1000) as f64 / 100.0).collect();
         let c = encode(&samples(&ts, &vs)).unwrap();
         let mut out = Vec::new();
         for cut in 0..c.len() {
-            assert!(decode(&c[..cut], &mut out).is_none(), "cut {cut}");
+            assert!(decode(&c[..cut], None, &mut out).is_none(), "cut {cut}");
             assert!(out.is_empty());
         }
         let mut longer = c.clone();
         longer.push(0);
-        assert!(decode(&longer, &mut out).is_none());
+        assert!(decode(&longer, None, &mut out).is_none());
         for i in 0..c.len() {
             for flip in [0x01, 0x80, 0xff] {
                 let mut bad = c.clone();
                 bad[i] ^= flip;
-                let _ = decode(&bad, &mut out);
+                let _ = decode(&bad, None, &mut out);
                 out.clear();
             }
         }
-        assert!(decode(&[0xff, 0xff, 0xff, 0x7f], &mut out).is_none());
+        assert!(decode(&[0xff, 0xff, 0xff, 0x7f], None, &mut out).is_none());
     }
 
     /// Values of every kind the property tests mix.
@@ -744,7 +831,7 @@ mod tests {
             }
             if let Some(c) = encode(&s) {
                 let mut back = Vec::new();
-                prop_assert!(decode(&c, &mut back).is_some());
+                prop_assert!(decode(&c, None, &mut back).is_some());
                 prop_assert_eq!(bits(&back), bits(&s));
             }
         }
@@ -761,7 +848,7 @@ mod tests {
             let c = encode(&s);
             prop_assert!(c.is_some());
             let mut back = Vec::new();
-            prop_assert!(decode(&c.unwrap_or_default(), &mut back).is_some());
+            prop_assert!(decode(&c.unwrap_or_default(), None, &mut back).is_some());
             prop_assert_eq!(bits(&back), bits(&s));
         }
     }
