@@ -3,13 +3,32 @@
 //! the block, so a crash at any point leaves either a whole block or a `.tmp` directory.
 //! [`BlockWriter`] is the one path every block takes (cut from the head, compacted,
 //! downsampled); a writer dropped before [`BlockWriter::finish`] removes its `.tmp`.
+//! Raw samples go in as packed chunks of up to [`MAX_CHUNK_SAMPLES`] (XOR where that
+//! is shorter), each chunk's timestamps shared with an earlier chunk of the block that
+//! has the very same ones (the series of one target usually do).
 
-use super::chunks::{ChunkWriter, ENC_AGGR, ENC_XOR, SEGMENT_MAX};
+use super::chunks::{ChunkWriter, ENC_AGGR, ENC_PACKED, ENC_XOR, SEGMENT_MAX};
 use super::index::{self, ChunkMeta};
 use super::{BlockCompaction, BlockError, BlockMeta, BlockStats, META_VERSION, sync_dir, ulid};
-use crate::model::Labels;
+use crate::model::{Labels, Sample};
+use crate::tsdb::chunkenc::{PackedEncoder, XorAppender, XorDecoder, packed};
 use crate::tsdb::head::ClosedChunk;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Raw chunks in blocks hold at most this many samples. Longer chunks spread each
+/// chunk's fixed costs (header, CRC, index entry) thinner; a query decodes a whole
+/// chunk, which at about a nanosecond a sample stays far below a query's other costs.
+/// (Prometheus keeps its head's 120 samples in blocks too.)
+pub const MAX_CHUNK_SAMPLES: usize = 1024;
+
+/// Timestamp sections shorter than this are not worth a lookup (a regular series'
+/// section is a few bytes; naming another chunk costs about as many).
+const MIN_SHARED_TS: usize = 16;
+
+/// Bytes of timestamp sections remembered for sharing, per block written: enough for
+/// tens of thousands of targets' columns; past it, later columns are not shared.
+const SHARED_TS_BUDGET: usize = 32 << 20;
 
 /// One series to write: its labels and its chunks, in time order, not overlapping.
 pub struct BlockSeries {
@@ -31,11 +50,18 @@ pub fn write_block(
     series.retain(|s| !s.chunks.is_empty());
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
     let mut w = BlockWriter::new(parent)?;
+    let mut samples = Vec::new();
     for s in series {
-        let mut metas = Vec::with_capacity(s.chunks.len());
+        // The head's XOR chunks, decoded and packed again in longer chunks.
+        samples.clear();
         for c in &s.chunks {
-            metas.push(w.add_chunk(ENC_XOR, c.mint, c.maxt, &c.data)?);
+            let mut dec = XorDecoder::new(&c.data);
+            while let Some((t, v)) = dec.next(&c.data) {
+                samples.push(Sample { t, v });
+            }
         }
+        let mut metas = Vec::new();
+        w.add_samples(&samples, &mut metas)?;
         w.add_series(s.labels, metas)?;
     }
     let id = w.ulid().to_string();
@@ -68,6 +94,13 @@ pub struct BlockWriter {
     rows: Vec<(Labels, Vec<ChunkMeta>)>,
     stats: BlockStats,
     finished: bool,
+    encoder: PackedEncoder,
+    packed: Vec<u8>,
+    shared: Vec<u8>,
+    xor: XorAppender,
+    /// Timestamp sections written with chunks of their own, and those chunks' refs.
+    ts_owners: HashMap<Box<[u8]>, u64>,
+    ts_bytes: usize,
 }
 
 impl BlockWriter {
@@ -84,6 +117,12 @@ impl BlockWriter {
             rows: Vec::new(),
             stats: BlockStats::default(),
             finished: false,
+            encoder: PackedEncoder::new(),
+            packed: Vec::new(),
+            shared: Vec::new(),
+            xor: XorAppender::new(),
+            ts_owners: HashMap::new(),
+            ts_bytes: 0,
         })
     }
 
@@ -92,7 +131,70 @@ impl BlockWriter {
         &self.id
     }
 
-    /// Writes one chunk (`enc` is [`ENC_XOR`] or [`ENC_AGGR`]) holding samples from
+    /// Writes a series' raw samples (strictly increasing timestamps) as chunks of at
+    /// most [`MAX_CHUNK_SAMPLES`], all about the same length (so that series with the
+    /// same timestamps are cut alike and share them), appending their metas to `out`.
+    pub fn add_samples(
+        &mut self,
+        samples: &[Sample],
+        out: &mut Vec<ChunkMeta>,
+    ) -> Result<(), BlockError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        let chunks = samples.len().div_ceil(MAX_CHUNK_SAMPLES);
+        for c in samples.chunks(samples.len().div_ceil(chunks)) {
+            out.push(self.add_raw_chunk(c)?);
+        }
+        Ok(())
+    }
+
+    /// Writes one raw chunk: packed, with shared timestamps where an earlier chunk has
+    /// the same, unless XOR is shorter.
+    fn add_raw_chunk(&mut self, samples: &[Sample]) -> Result<ChunkMeta, BlockError> {
+        let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+            return Err(BlockError::Corrupt("empty chunk".into()));
+        };
+        let (mint, maxt) = (first.t, last.t);
+        self.packed.clear();
+        let ts = self.encoder.encode(samples, &mut self.packed);
+        self.xor.reset();
+        for s in samples {
+            self.xor.append(s.t, s.v);
+        }
+        let Some(ts) = ts.filter(|_| self.packed.len() <= self.xor.bytes().len()) else {
+            let r = self.chunks.write_enc(ENC_XOR, self.xor.bytes())?;
+            return Ok(self.count(r, mint, maxt, samples.len()));
+        };
+        let key = &self.packed[ts.clone()];
+        if key.len() >= MIN_SHARED_TS {
+            if let Some(&owner) = self.ts_owners.get(key) {
+                self.shared.clear();
+                packed::share_timestamps(&self.packed, ts.clone(), owner & 0xffff_ffff, &mut self.shared);
+                if u64::from(self.chunks.segment_for(self.shared.len())) == owner >> 32 {
+                    let r = self.chunks.write_enc(ENC_PACKED, &self.shared)?;
+                    return Ok(self.count(r, mint, maxt, samples.len()));
+                }
+            }
+        }
+        let r = self.chunks.write_enc(ENC_PACKED, &self.packed)?;
+        let key = &self.packed[ts];
+        if key.len() >= MIN_SHARED_TS && self.ts_bytes + key.len() <= SHARED_TS_BUDGET {
+            // A chunk in a new segment takes over as the owner of its timestamps.
+            if self.ts_owners.insert(key.into(), r).is_none() {
+                self.ts_bytes += key.len();
+            }
+        }
+        Ok(self.count(r, mint, maxt, samples.len()))
+    }
+
+    fn count(&mut self, r: u64, mint: i64, maxt: i64, samples: usize) -> ChunkMeta {
+        self.stats.num_samples += samples as u64;
+        self.stats.num_chunks += 1;
+        ChunkMeta { mint, maxt, r }
+    }
+
+    /// Writes one chunk (`enc` is [`ENC_XOR`], [`ENC_PACKED`] or [`ENC_AGGR`]) holding samples from
     /// `mint` to `maxt` (inclusive) and returns its meta for [`Self::add_series`].
     pub fn add_chunk(
         &mut self,
@@ -102,11 +204,12 @@ impl BlockWriter {
         data: &[u8],
     ) -> Result<ChunkMeta, BlockError> {
         let r = self.chunks.write_enc(enc, data)?;
-        self.stats.num_samples += u64::from(match (enc, data) {
-            (ENC_AGGR, _) => super::aggr::num_windows(data),
-            (_, [a, b, ..]) => u16::from_be_bytes([*a, *b]),
+        self.stats.num_samples += match (enc, data) {
+            (ENC_AGGR, _) => u64::from(super::aggr::num_windows(data)),
+            (ENC_PACKED, _) => packed::num_samples(data) as u64,
+            (_, [a, b, ..]) => u64::from(u16::from_be_bytes([*a, *b])),
             _ => 0,
-        });
+        };
         self.stats.num_chunks += 1;
         Ok(ChunkMeta { mint, maxt, r })
     }
