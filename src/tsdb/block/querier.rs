@@ -92,6 +92,7 @@ impl BlockQuerier {
         }
         let ix = self.block.index();
         let (mut labels, mut chunks) = (Vec::new(), Vec::new());
+        let mut probe = Vec::new();
         for ord in &ix.select(matchers) {
             if !ix.series(ord, &mut labels, &mut chunks) {
                 tracing::error!(block = %self.block.meta().ulid, series = ord, "unreadable series entry");
@@ -107,10 +108,25 @@ impl BlockQuerier {
                     !tombstones::covers(&deleted, c.mint.max(self.mint), c.maxt.min(self.maxt))
                 });
             }
-            if !chunks.is_empty() {
+            if !chunks.is_empty() && self.has_samples_in_range(&chunks, &mut probe) {
                 f(ord, &labels, &chunks, deleted);
             }
         }
+    }
+
+    /// Whether a series whose chunks in range are `chunks` has a sample in range. A
+    /// chunk's mint and maxt are sample timestamps, so only a lone raw chunk that starts
+    /// before the range and ends after it can hold none there (long block chunks make
+    /// that common for short ranges); that one is decoded to know.
+    fn has_samples_in_range(&self, chunks: &[ChunkMeta], probe: &mut Vec<Sample>) -> bool {
+        let [c] = chunks else { return true };
+        if c.mint >= self.mint || c.maxt <= self.maxt || self.block.meta().resolution != 0 {
+            return true;
+        }
+        probe.clear();
+        self.block.chunks().decode_ref(c.r, probe);
+        let first = probe.partition_point(|s| s.t < self.mint);
+        probe.get(first).is_some_and(|s| s.t <= self.maxt)
     }
 
     /// The series matching `matchers`, each iterator reading `aggregate`: from the
