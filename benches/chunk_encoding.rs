@@ -109,7 +109,10 @@ fn figures() {
     let data = history(10, 500, 24);
     let samples: usize = data.iter().map(|s| s.1.len()).sum();
     let (from, to) = (data[0].1[0].t, data[0].1[data[0].1.len() - 1].t + 1);
-    println!("history: {} series, {samples} samples, 24 h at 30 s", data.len());
+    println!(
+        "history: {} series, {samples} samples, 24 h at 30 s",
+        data.len()
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let per = |b: u64| b as f64 / samples as f64;
     let hours = |h: i64| {
@@ -119,8 +122,12 @@ fn figures() {
             .take_while(move |(a, _)| *a < to)
     };
     for (name, h) in [("2 h blocks", 2), ("one 24 h block", 24)] {
-        let xor: u64 = hours(h).map(|(a, b)| block_bytes(tmp.path(), &data, a, b, true)).sum();
-        let new: u64 = hours(h).map(|(a, b)| block_bytes(tmp.path(), &data, a, b, false)).sum();
+        let xor: u64 = hours(h)
+            .map(|(a, b)| block_bytes(tmp.path(), &data, a, b, true))
+            .sum();
+        let new: u64 = hours(h)
+            .map(|(a, b)| block_bytes(tmp.path(), &data, a, b, false))
+            .sum();
         println!(
             "  {name:15} xor {:.3} B/sample, packed {:.3} B/sample ({:.2}x smaller)",
             per(xor),

@@ -98,7 +98,8 @@ pub struct BlockWriter {
     packed: Vec<u8>,
     shared: Vec<u8>,
     xor: XorAppender,
-    /// Timestamp sections written with chunks of their own, and those chunks' refs.
+    /// Sample counts and timestamp sections written with chunks of their own, and
+    /// those chunks' refs.
     ts_owners: HashMap<Box<[u8]>, u64>,
     ts_bytes: usize,
 }
@@ -166,20 +167,27 @@ impl BlockWriter {
             let r = self.chunks.write_enc(ENC_XOR, self.xor.bytes())?;
             return Ok(self.count(r, mint, maxt, samples.len()));
         };
-        let key = &self.packed[ts.clone()];
-        if key.len() >= MIN_SHARED_TS {
-            if let Some(&owner) = self.ts_owners.get(key) {
-                self.shared.clear();
-                packed::share_timestamps(&self.packed, ts.clone(), owner & 0xffff_ffff, &mut self.shared);
-                if u64::from(self.chunks.segment_for(self.shared.len())) == owner >> 32 {
-                    let r = self.chunks.write_enc(ENC_PACKED, &self.shared)?;
-                    return Ok(self.count(r, mint, maxt, samples.len()));
-                }
+        // The sample count is part of the key: a reader checks it, and sections for
+        // different counts can be alike (a last group of width 0 has no bytes).
+        let key = &self.packed[..ts.end];
+        if ts.len() >= MIN_SHARED_TS
+            && let Some(&owner) = self.ts_owners.get(key)
+        {
+            self.shared.clear();
+            packed::share_timestamps(
+                &self.packed,
+                ts.clone(),
+                owner & 0xffff_ffff,
+                &mut self.shared,
+            );
+            if u64::from(self.chunks.segment_for(self.shared.len())) == owner >> 32 {
+                let r = self.chunks.write_enc(ENC_PACKED, &self.shared)?;
+                return Ok(self.count(r, mint, maxt, samples.len()));
             }
         }
         let r = self.chunks.write_enc(ENC_PACKED, &self.packed)?;
-        let key = &self.packed[ts];
-        if key.len() >= MIN_SHARED_TS && self.ts_bytes + key.len() <= SHARED_TS_BUDGET {
+        let key = &self.packed[..ts.end];
+        if ts.len() >= MIN_SHARED_TS && self.ts_bytes + key.len() <= SHARED_TS_BUDGET {
             // A chunk in a new segment takes over as the owner of its timestamps.
             if self.ts_owners.insert(key.into(), r).is_none() {
                 self.ts_bytes += key.len();
@@ -274,5 +282,174 @@ impl Drop for BlockWriter {
             // An abandoned write: the `.tmp` would be removed at the next open anyway.
             let _ = std::fs::remove_dir_all(&self.tmp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chunks::{ChunkReader, segment_path, verify_segment};
+    use super::super::{Block, BlockQuerier};
+    use super::*;
+    use crate::model::{Matcher, STALE_NAN_BITS};
+    use crate::storage::Querier;
+    use crate::tsdb::testing::lbls;
+    use std::sync::Arc;
+
+    fn meta() -> BlockMeta {
+        BlockMeta {
+            ulid: String::new(),
+            min_time: 0,
+            max_time: i64::MAX,
+            stats: BlockStats::default(),
+            compaction: BlockCompaction::default(),
+            version: META_VERSION,
+            resolution: 0,
+            downsampled_from: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn series_of_one_target_share_timestamps_and_read_back_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ts: Vec<i64> = (0..2500).map(|i| i * 15_000 + (i * 7919) % 19).collect();
+        let series: Vec<(&str, Vec<Sample>)> = vec![
+            (
+                "a_counter",
+                ts.iter()
+                    .map(|&t| Sample {
+                        t,
+                        v: (t / 1000) as f64,
+                    })
+                    .collect(),
+            ),
+            (
+                "b_gauge",
+                ts.iter()
+                    .map(|&t| Sample {
+                        t,
+                        v: (t % 997) as f64 / 100.0,
+                    })
+                    .collect(),
+            ),
+            // Arbitrary bit patterns: XOR's job.
+            (
+                "c_noise",
+                ts.iter()
+                    .map(|&t| Sample {
+                        t,
+                        v: f64::from_bits((t as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 2),
+                    })
+                    .collect(),
+            ),
+            (
+                "d_stale",
+                ts.iter()
+                    .map(|&t| Sample {
+                        t,
+                        v: if (t / 15_000) % 20 == 0 {
+                            f64::from_bits(STALE_NAN_BITS)
+                        } else {
+                            1.0
+                        },
+                    })
+                    .collect(),
+            ),
+        ];
+        let mut w = BlockWriter::new(tmp.path()).unwrap();
+        let mut encs = Vec::new();
+        for (name, s) in &series {
+            let mut metas = Vec::new();
+            w.add_samples(s, &mut metas).unwrap();
+            // 2500 samples: three chunks of 834, 834 and 832.
+            assert_eq!(metas.len(), 3);
+            assert_eq!((metas[0].mint, metas[1].mint), (ts[0], ts[834]));
+            encs.push(metas.iter().map(|m| m.r).collect::<Vec<_>>());
+            w.add_series(lbls(&[("__name__", name)]), metas).unwrap();
+        }
+        let m = w.finish(meta()).unwrap();
+        assert_eq!(m.stats.num_samples, 4 * 2500);
+        let b = Arc::new(Block::open(&tmp.path().join(&m.ulid)).unwrap());
+        let kind = |r: u64| {
+            let (enc, data) = b.chunks().chunk_enc(r).unwrap();
+            (enc, packed::shared_timestamps(data).is_some())
+        };
+        assert!(encs[0].iter().all(|&r| kind(r) == (ENC_PACKED, false)));
+        assert!(encs[1].iter().all(|&r| kind(r) == (ENC_PACKED, true)));
+        assert!(encs[2].iter().all(|&r| kind(r).0 == ENC_XOR));
+        assert!(encs[3].iter().all(|&r| kind(r) == (ENC_PACKED, true)));
+        let q = BlockQuerier::new(b.clone(), i64::MIN, i64::MAX);
+        let got = q.select(&[Matcher::equal("__name__", "b_gauge")]).unwrap();
+        assert_eq!(got.len(), 1);
+        for (i, (name, want)) in series.iter().enumerate() {
+            let mut s = q.select(&[Matcher::equal("__name__", *name)]).unwrap();
+            let got: Vec<(i64, u64)> = std::iter::from_fn(|| s[0].samples.next())
+                .map(|x| (x.t, x.v.to_bits()))
+                .collect();
+            let want: Vec<(i64, u64)> = want.iter().map(|x| (x.t, x.v.to_bits())).collect();
+            assert_eq!(got, want, "series {i}");
+        }
+        // Seeks land inside and across chunks.
+        let mut s = q
+            .select(&[Matcher::equal("__name__", "a_counter")])
+            .unwrap();
+        assert_eq!(s[0].samples.seek(ts[900]).map(|x| x.t), Some(ts[900]));
+        assert_eq!(s[0].samples.seek(ts[900] + 1).map(|x| x.t), Some(ts[901]));
+        assert_eq!(s[0].samples.seek(ts[2499] + 1), None);
+        let packed_size = b.size();
+        drop((q, s, b));
+        // The same samples as XOR chunks of 120 take several times the space.
+        let mut w = BlockWriter::new(tmp.path()).unwrap();
+        for (name, s) in &series {
+            let metas = s
+                .chunks(120)
+                .map(|c| {
+                    let mut a = XorAppender::new();
+                    c.iter().for_each(|s| a.append(s.t, s.v));
+                    w.add_chunk(ENC_XOR, c[0].t, c[c.len() - 1].t, a.bytes())
+                        .unwrap()
+                })
+                .collect();
+            w.add_series(lbls(&[("__name__", name)]), metas).unwrap();
+        }
+        let m = w.finish(meta()).unwrap();
+        let xor = Block::open(&tmp.path().join(&m.ulid)).unwrap();
+        assert!(
+            packed_size * 2 < xor.size(),
+            "{packed_size} vs {}",
+            xor.size()
+        );
+    }
+
+    #[test]
+    fn shared_timestamps_must_name_an_earlier_owner() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s: Vec<Sample> = (0..100)
+            .map(|i| Sample {
+                t: i * 1000 + i % 3,
+                v: i as f64,
+            })
+            .collect();
+        let mut enc = PackedEncoder::new();
+        let mut own = Vec::new();
+        let ts = enc.encode(&s, &mut own).unwrap();
+        let mut cw = ChunkWriter::new(tmp.path(), SEGMENT_MAX);
+        let first = cw.write_enc(ENC_PACKED, &own).unwrap();
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        packed::share_timestamps(&own, ts.clone(), first & 0xffff_ffff, &mut good);
+        packed::share_timestamps(&own, ts, (first & 0xffff_ffff) + 1, &mut bad);
+        let second = cw.write_enc(ENC_PACKED, &good).unwrap();
+        cw.finish().unwrap();
+        let r = ChunkReader::open(tmp.path()).unwrap();
+        let mut out = Vec::new();
+        assert!(r.decode_ref(second, &mut out));
+        assert_eq!(out, s);
+        // A reference to anything but an earlier owner's start fails verification.
+        let mut cw = ChunkWriter::new(&tmp.path().join("x"), SEGMENT_MAX);
+        std::fs::create_dir_all(tmp.path().join("x")).unwrap();
+        cw.write_enc(ENC_PACKED, &own).unwrap();
+        cw.write_enc(ENC_PACKED, &bad).unwrap();
+        cw.finish().unwrap();
+        let seg = std::fs::read(segment_path(&tmp.path().join("x"), 1)).unwrap();
+        assert!(verify_segment(&seg).unwrap_err().contains("timestamps of"));
     }
 }

@@ -30,8 +30,8 @@ pub const MAX_SAMPLES: usize = 1 << 16;
 const MANTISSA_LIMIT: u64 = 1 << 53;
 
 const POW10: [f64; MAX_SCALE + 1] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /// Timestamp layouts (the first byte of the timestamp section).
@@ -49,12 +49,16 @@ const VAL_DOD: u8 = 0x80;
 #[inline]
 fn mantissa(v: f64, k: usize) -> Option<i64> {
     let m = (v * POW10[k]).round();
-    // Also rejects NaN and infinities: their comparisons are false.
-    if !(m.abs() < MANTISSA_LIMIT as f64) {
+    // Also rejects NaN and infinities (NaN is not finite).
+    if !m.is_finite() || m.abs() >= MANTISSA_LIMIT as f64 {
         return None;
     }
     let m = m as i64;
-    let back = if k == 0 { m as f64 } else { m as f64 / POW10[k] };
+    let back = if k == 0 {
+        m as f64
+    } else {
+        m as f64 / POW10[k]
+    };
     (back.to_bits() == v.to_bits()).then_some(m)
 }
 
@@ -237,10 +241,11 @@ impl PackedEncoder {
     fn put_grid(&mut self, samples: &[Sample], step: i64, out: &mut Vec<u8>) {
         let t0 = samples[0].t;
         self.ints.clear();
-        self.ints.extend(samples.iter().enumerate().skip(1).map(|(i, s)| {
-            s.t.wrapping_sub(t0)
-                .wrapping_sub((i as i64).wrapping_mul(step))
-        }));
+        self.ints
+            .extend(samples.iter().enumerate().skip(1).map(|(i, s)| {
+                s.t.wrapping_sub(t0)
+                    .wrapping_sub((i as i64).wrapping_mul(step))
+            }));
         put_uvarint(out, step as u64);
         put_ints(&self.ints, out, &mut self.sorted, &mut self.costs);
     }
@@ -254,7 +259,8 @@ impl PackedEncoder {
         let mut delta = std::mem::take(&mut self.alt);
         delta.clear();
         self.ints.clear();
-        self.ints.extend((1..n).map(|i| m[i].wrapping_sub(m[i - 1])));
+        self.ints
+            .extend((1..n).map(|i| m[i].wrapping_sub(m[i - 1])));
         put_ints(&self.ints, &mut delta, &mut self.sorted, &mut self.costs);
         let mut dod = std::mem::take(&mut self.alt2);
         dod.clear();
@@ -650,7 +656,11 @@ mod tests {
         let c = encode(&s).unwrap();
         assert_eq!(&c[..6], &[4, TS_DELTAS, 0x00, 0x02, 0x12, 0x09]);
         assert_eq!(c[6] & !VAL_DOD, 2, "scale 2");
-        assert_eq!(&c[c.len() - 10..c.len() - 8], &[1, 2], "one exception, at 2");
+        assert_eq!(
+            &c[c.len() - 10..c.len() - 8],
+            &[1, 2],
+            "one exception, at 2"
+        );
         assert_eq!(c[c.len() - 8..], f64::NAN.to_bits().to_le_bytes());
         round_trip(&s);
     }
@@ -701,7 +711,10 @@ mod tests {
         assert!(encode(&samples(&ts, &odd)).is_none());
         // A lone value also packs.
         round_trip(&[Sample { t: -5, v: -0.0 }]);
-        round_trip(&[Sample { t: i64::MIN, v: 3.0 }]);
+        round_trip(&[Sample {
+            t: i64::MIN,
+            v: 3.0,
+        }]);
     }
 
     #[test]
@@ -710,7 +723,11 @@ mod tests {
         let mut v = 1_000_000.0;
         let vs: Vec<f64> = (0..128)
             .map(|i| {
-                v = if i == 50 { 3.0 } else { v + (i * 13 % 7) as f64 };
+                v = if i == 50 {
+                    3.0
+                } else {
+                    v + (i * 13 % 7) as f64
+                };
                 v
             })
             .collect();
@@ -751,7 +768,12 @@ mod tests {
         assert_eq!(shared_timestamps(&cb), None);
         let mut shared = Vec::new();
         share_timestamps(&cb, rb, 12_345, &mut shared);
-        assert!(shared.len() + 100 < cb.len(), "{} vs {}", shared.len(), cb.len());
+        assert!(
+            shared.len() + 100 < cb.len(),
+            "{} vs {}",
+            shared.len(),
+            cb.len()
+        );
         assert_eq!(shared_timestamps(&shared), Some(12_345));
         let mut out = Vec::new();
         decode(&shared, Some(&ca), &mut out).unwrap();

@@ -445,7 +445,10 @@ mod tests {
         // Merged series are packed again in longer chunks: fewer of them, fewer bytes.
         let chunks_after: u64 = blocks.iter().map(|b| b.meta().stats.num_chunks).sum();
         let size_after: u64 = blocks.iter().map(|b| b.size()).sum();
-        assert!(chunks_after < chunks_before, "{chunks_before} -> {chunks_after}");
+        assert!(
+            chunks_after < chunks_before,
+            "{chunks_before} -> {chunks_after}"
+        );
         assert!(size_after < size_before, "{size_before} -> {size_after}");
         let samples_after: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
         assert_eq!(samples_after, samples_before);
