@@ -15,9 +15,10 @@
 
 mod common;
 
-use cairn::model::Labels;
+use cairn::model::{Labels, Sample};
 use cairn::storage::Storage;
-use cairn::tsdb::chunkenc::{XorAppender, XorIterator};
+use cairn::tsdb::block::chunks::ENC_XOR;
+use cairn::tsdb::chunkenc::{XorAppender, XorIterator, packed};
 use cairn::tsdb::head::Head;
 use cairn::tsdb::index::intersect;
 use cairn::tsdb::{Db, DbOptions};
@@ -491,29 +492,43 @@ fn bench_block_read(c: &mut Criterion) {
     g.bench_function("mmap", |b| {
         b.iter(|| {
             let mut sum = 0.0;
+            let mut out = Vec::new();
             for m in &refs {
-                let data = block.chunks().chunk(m.r).expect("chunk");
-                sum += XorIterator::new(data).map(|(_, v)| v).sum::<f64>();
+                out.clear();
+                block.chunks().decode_ref(m.r, &mut out);
+                sum += out.iter().map(|s| s.v).sum::<f64>();
             }
             sum
         })
     });
     g.bench_function("pread_into_memory", |b| {
-        let mut buf = Vec::new();
+        let (mut buf, mut shared, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        // Length first (the chunk's uvarint, at most 10 bytes), then the encoding byte
+        // and the chunk.
+        let read = |off: u64, buf: &mut Vec<u8>| -> u8 {
+            let mut head = [0u8; 11];
+            let n = seg.read_at(&mut head, off).expect("read");
+            let mut pos = 0;
+            let len = cairn::tsdb::varint::get_uvarint(&head[..n], &mut pos).expect("len");
+            buf.resize(len as usize, 0);
+            seg.read_exact_at(buf, off + pos as u64 + 1).expect("read");
+            head[pos]
+        };
         b.iter(|| {
             let mut sum = 0.0;
             for m in &refs {
-                // Length first (the chunk's uvarint, at most 10 bytes), then the chunk.
-                let off = m.r & 0xffff_ffff;
-                let mut head = [0u8; 10];
-                let n = seg.read_at(&mut head, off).expect("read");
-                let mut pos = 0;
-                let len =
-                    cairn::tsdb::varint::get_uvarint(&head[..n], &mut pos).expect("len") as usize;
-                buf.resize(len, 0);
-                seg.read_exact_at(&mut buf, off + pos as u64 + 1)
-                    .expect("read");
-                sum += XorIterator::new(&buf).map(|(_, v)| v).sum::<f64>();
+                out.clear();
+                if read(m.r & 0xffff_ffff, &mut buf) == ENC_XOR {
+                    out.extend(XorIterator::new(&buf).map(|(t, v)| Sample { t, v }));
+                } else {
+                    // A packed chunk may take its timestamps from another one.
+                    let owner = packed::shared_timestamps(&buf).map(|off| {
+                        read(off, &mut shared);
+                        &shared[..]
+                    });
+                    packed::decode(&buf, owner, &mut out);
+                }
+                sum += out.iter().map(|s| s.v).sum::<f64>();
             }
             sum
         })

@@ -1,9 +1,13 @@
 //! The `chunks/` directory of a block: numbered segment files (`000001`, ...) holding
-//! chunks (XOR, or the aggregate chunks of downsampled blocks) back to back, each with
-//! its encoding byte and its own CRC32. Owns the segment writer and the mmap reader;
-//! knows nothing about series or the index. `docs/format/block.md` has the bytes.
+//! chunks (packed or XOR raw chunks, or the aggregate chunks of downsampled blocks) back
+//! to back, each with its encoding byte and its own CRC32. Owns the segment writer, the
+//! mmap reader and decoding a raw chunk whichever its encoding (a packed chunk may take
+//! its timestamps from an earlier chunk of its segment); knows nothing about series or
+//! the index. `docs/format/block.md` has the bytes.
 
 use super::BlockError;
+use crate::model::Sample;
+use crate::tsdb::chunkenc::{XorDecoder, packed};
 use crate::tsdb::varint::{get_uvarint, put_uvarint};
 use memmap2::Mmap;
 use std::fs::File;
@@ -17,6 +21,10 @@ pub const HEADER_LEN: usize = 8;
 const VERSION: u8 = 1;
 /// The encoding byte of an XOR chunk (Prometheus's `EncXOR`).
 pub const ENC_XOR: u8 = 1;
+/// The encoding byte of a packed chunk (cairn's own, `chunkenc::packed`): what blocks
+/// hold since that encoding exists; its timestamps may be those of an earlier packed
+/// chunk of the same segment, named by that chunk's offset.
+pub const ENC_PACKED: u8 = 2;
 /// The encoding byte of an aggregate chunk (see `aggr.rs`); Thanos marks its aggregate
 /// chunks with 0xff too, though the bytes behind it are cairn's own.
 pub const ENC_AGGR: u8 = 0xff;
@@ -85,6 +93,16 @@ impl ChunkWriter {
         w.write_all(&crc.finalize().to_be_bytes())?;
         *len += need;
         Ok(chunk_ref(seq, offset))
+    }
+
+    /// The segment the next chunk of `len` data bytes would go to: chunks may name only
+    /// chunks of their own segment.
+    pub fn segment_for(&self, len: usize) -> u32 {
+        let need = (len + 10 + 1 + 4) as u64;
+        match &self.file {
+            Some((_, cur)) if *cur + need <= self.max || *cur <= HEADER_LEN as u64 => self.seq,
+            _ => self.seq + 1,
+        }
     }
 
     fn cut(&mut self) -> Result<(), BlockError> {
@@ -185,6 +203,50 @@ impl ChunkReader {
             .unwrap_or(&[])
     }
 
+    /// Appends the samples of the raw chunk at `seg`/`start..end` ([`Self::locate`])
+    /// to `out`, whatever its encoding. A malformed XOR chunk gives the samples before
+    /// the damage, a malformed packed chunk none; false in both cases.
+    pub fn decode(&self, seg: u32, start: u32, end: u32, out: &mut Vec<Sample>) -> bool {
+        let data = self.slice(seg, start, end);
+        let enc = start
+            .checked_sub(1)
+            .and_then(|i| self.segments.get(seg as usize)?.get(i as usize).copied());
+        match enc {
+            Some(ENC_PACKED) => {
+                let shared = match packed::shared_timestamps(data) {
+                    None => None,
+                    Some(off) => match u32::try_from(off)
+                        .ok()
+                        .and_then(|off| self.locate_enc(chunk_ref(seg + 1, off)))
+                    {
+                        Some((ENC_PACKED, s, a, b)) if s == seg => Some(self.slice(s, a, b)),
+                        _ => return false,
+                    },
+                };
+                packed::decode(data, shared, out).is_some()
+            }
+            Some(ENC_XOR) => {
+                let mut dec = XorDecoder::new(data);
+                out.reserve(usize::from(dec.num_samples()));
+                let mut n = 0;
+                while let Some((t, v)) = dec.next(data) {
+                    out.push(Sample { t, v });
+                    n += 1;
+                }
+                n == dec.num_samples()
+            }
+            _ => false,
+        }
+    }
+
+    /// Like [`Self::decode`], for the chunk at ref `r`.
+    pub fn decode_ref(&self, r: u64, out: &mut Vec<Sample>) -> bool {
+        match self.locate(r) {
+            Some((seg, start, end)) => self.decode(seg, start, end, out),
+            None => false,
+        }
+    }
+
     pub fn num_segments(&self) -> usize {
         self.segments.len()
     }
@@ -205,6 +267,9 @@ pub fn verify_segment(d: &[u8]) -> Result<usize, String> {
     }
     let mut pos = HEADER_LEN;
     let mut n = 0;
+    // Offsets of the packed chunks with timestamps of their own: the ones a later
+    // packed chunk may name.
+    let mut owners: Vec<usize> = Vec::new();
     while pos < d.len() {
         let at = pos;
         let len = get_uvarint(d, &mut pos).ok_or(format!("bad chunk length at {at}"))? as usize;
@@ -218,6 +283,15 @@ pub fn verify_segment(d: &[u8]) -> Result<usize, String> {
         }
         match d[pos] {
             ENC_XOR => {}
+            ENC_PACKED => match packed::shared_timestamps(&d[pos + 1..end]) {
+                None => owners.push(at),
+                Some(off) if owners.binary_search(&(off as usize)).is_ok() => {}
+                Some(off) => {
+                    return Err(format!(
+                        "chunk at {at}: timestamps of {off}, not an earlier packed chunk"
+                    ));
+                }
+            },
             ENC_AGGR if super::aggr::verify(&d[pos + 1..end]) => {}
             ENC_AGGR => return Err(format!("chunk at {at}: malformed aggregate chunk")),
             enc => return Err(format!("chunk at {at}: unknown encoding {enc}")),

@@ -11,15 +11,17 @@
 pub mod aggr;
 pub mod chunks;
 pub mod index;
+mod iter;
 mod querier;
 pub mod tombstones;
 pub mod ulid;
 mod writer;
 
 pub use index::ChunkMeta;
-pub use querier::{BlockQuerier, BlockSeriesIterator};
+pub use iter::{BlockSeriesIterator, LocatedChunk};
+pub use querier::BlockQuerier;
 pub use tombstones::{Interval, Tombstones};
-pub use writer::{BlockSeries, BlockWriter, write_block};
+pub use writer::{BlockSeries, BlockWriter, MAX_CHUNK_SAMPLES, write_block};
 
 use crate::model::Matcher;
 use chunks::ChunkReader;

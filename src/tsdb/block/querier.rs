@@ -7,41 +7,12 @@
 
 use super::chunks::ENC_AGGR;
 use super::index::ChunkMeta;
+use super::iter::{BlockSeriesIterator, LocatedChunk};
 use super::tombstones::{self, Interval};
 use super::{Block, aggr};
 use crate::model::{Label, Labels, Matcher, Sample};
 use crate::storage::{Aggregate, Querier, RawAsAggregate, SampleIterator, Series, StorageError};
-use crate::tsdb::head::{ChunkSeriesIterator, ChunkSet};
 use std::sync::Arc;
-
-/// One series' chunks in a block, located in the mapped segments.
-pub struct BlockChunks {
-    block: Arc<Block>,
-    /// (maxt, segment, start, end) per chunk: for an aggregate chunk, the bounds of the
-    /// sub-chunk being read, with the whole chunk's maxt (an upper bound of the
-    /// sub-chunk's, which is all the iterator's seek needs).
-    chunks: Vec<(i64, u32, u32, u32)>,
-}
-
-impl ChunkSet for BlockChunks {
-    #[inline]
-    fn len(&self) -> usize {
-        self.chunks.len()
-    }
-    #[inline]
-    fn maxt(&self, i: usize) -> i64 {
-        self.chunks[i].0
-    }
-    #[inline]
-    fn bytes(&self, i: usize) -> &[u8] {
-        match self.chunks.get(i) {
-            Some(&(_, seg, start, end)) => self.block.chunks().slice(seg, start, end),
-            None => &[],
-        }
-    }
-}
-
-pub type BlockSeriesIterator = ChunkSeriesIterator<BlockChunks>;
 
 /// Skips the samples of an inner iterator that fall in deleted intervals.
 struct SkipDeleted<I: SampleIterator> {
@@ -121,6 +92,7 @@ impl BlockQuerier {
         }
         let ix = self.block.index();
         let (mut labels, mut chunks) = (Vec::new(), Vec::new());
+        let mut probe = Vec::new();
         for ord in &ix.select(matchers) {
             if !ix.series(ord, &mut labels, &mut chunks) {
                 tracing::error!(block = %self.block.meta().ulid, series = ord, "unreadable series entry");
@@ -136,10 +108,25 @@ impl BlockQuerier {
                     !tombstones::covers(&deleted, c.mint.max(self.mint), c.maxt.min(self.maxt))
                 });
             }
-            if !chunks.is_empty() {
+            if !chunks.is_empty() && self.has_samples_in_range(&chunks, &mut probe) {
                 f(ord, &labels, &chunks, deleted);
             }
         }
+    }
+
+    /// Whether a series whose chunks in range are `chunks` has a sample in range. A
+    /// chunk's mint and maxt are sample timestamps, so only a lone raw chunk that starts
+    /// before the range and ends after it can hold none there (long block chunks make
+    /// that common for short ranges); that one is decoded to know.
+    fn has_samples_in_range(&self, chunks: &[ChunkMeta], probe: &mut Vec<Sample>) -> bool {
+        let [c] = chunks else { return true };
+        if c.mint >= self.mint || c.maxt <= self.maxt || self.block.meta().resolution != 0 {
+            return true;
+        }
+        probe.clear();
+        self.block.chunks().decode_ref(c.r, probe);
+        let first = probe.partition_point(|s| s.t < self.mint);
+        probe.get(first).is_some_and(|s| s.t <= self.maxt)
     }
 
     /// The series matching `matchers`, each iterator reading `aggregate`: from the
@@ -159,19 +146,27 @@ impl BlockQuerier {
                 .iter()
                 .filter_map(|c| {
                     let (enc, seg, start, end) = self.block.chunks().locate_enc(c.r)?;
+                    let whole = LocatedChunk {
+                        maxt: c.maxt,
+                        seg,
+                        start,
+                        end,
+                        sub_chunk: false,
+                    };
                     if enc != ENC_AGGR {
-                        return Some((c.maxt, seg, start, end));
+                        return Some(whole);
                     }
                     let data = self.block.chunks().slice(seg, start, end);
                     let (a, b) = aggr::sub_range(data, slot)?;
-                    Some((c.maxt, seg, start + a as u32, start + b as u32))
+                    Some(LocatedChunk {
+                        start: start + a as u32,
+                        end: start + b as u32,
+                        sub_chunk: true,
+                        ..whole
+                    })
                 })
                 .collect();
-            let set = BlockChunks {
-                block: self.block.clone(),
-                chunks: located,
-            };
-            let it = ChunkSeriesIterator::new(set, self.mint, self.maxt);
+            let it = BlockSeriesIterator::new(self.block.clone(), located, self.mint, self.maxt);
             let mut samples: Box<dyn SampleIterator> = if deleted.is_empty() {
                 Box::new(it)
             } else {

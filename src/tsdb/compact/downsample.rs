@@ -12,9 +12,9 @@
 //! copy; sums, counts, minima and maxima over aligned ranges still come out right.
 
 use super::CompactError;
-use crate::model::{Labels, is_stale_nan, stale_nan};
+use crate::model::{Labels, Sample, is_stale_nan, stale_nan};
 use crate::storage::Aggregate;
-use crate::tsdb::block::chunks::{ENC_AGGR, ENC_XOR};
+use crate::tsdb::block::chunks::{ENC_AGGR, ENC_PACKED, ENC_XOR};
 use crate::tsdb::block::tombstones::{self, Interval};
 use crate::tsdb::block::{
     Block, BlockCompaction, BlockDesc, BlockMeta, BlockStats, BlockWriter, ChunkMeta, META_VERSION,
@@ -174,6 +174,7 @@ struct Input {
     raw: bool,
     samples: Vec<(i64, f64)>,
     streams: [Vec<(i64, f64)>; 5],
+    decoded: Vec<Sample>,
 }
 
 impl Input {
@@ -195,9 +196,14 @@ impl Input {
             let bad = || CompactError::Chunk(block.meta().ulid.clone(), c.r);
             let (enc, data) = block.chunks().chunk_enc(c.r).ok_or_else(bad)?;
             match (raw, enc) {
-                (true, ENC_XOR) => self
-                    .samples
-                    .extend(XorIterator::new(data).filter(|s| keep(s.0))),
+                (true, ENC_XOR | ENC_PACKED) => {
+                    self.decoded.clear();
+                    if !block.chunks().decode_ref(c.r, &mut self.decoded) {
+                        return Err(bad());
+                    }
+                    let kept = self.decoded.iter().filter(|s| keep(s.t));
+                    self.samples.extend(kept.map(|s| (s.t, s.v)));
+                }
                 (false, ENC_AGGR) => {
                     let streams = &mut self.streams;
                     decode_aggregate(data, |slot, t, v| {

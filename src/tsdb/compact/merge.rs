@@ -1,20 +1,20 @@
 //! Merging blocks into one (Prometheus's `LeveledCompactor.Compact`): series joined by
 //! labels across the inputs, deleted samples dropped, overlapping data merged by
-//! timestamp without duplicates. Chunks that overlap nothing and lose nothing to a
-//! tombstone are copied byte for byte, never decoded; the rest are decoded and encoded
-//! again. Also [`superseded`]: the inputs a crash left behind after their merge. The new
+//! timestamp without duplicates. Raw series are decoded whatever their chunks'
+//! encoding and written again as packed chunks (longer than the inputs', their
+//! timestamps shared across series); aggregate chunks that overlap nothing and lose
+//! nothing to a tombstone are copied byte for byte, the rest decoded and encoded again. Also [`superseded`]: the inputs a crash left behind after their merge. The new
 //! block is written through `BlockWriter` (tmp, fsync, rename); deleting the inputs is
 //! the caller's job.
 
 use super::CompactError;
 use super::downsample::{decode_aggregate, encode_aggregate_series};
-use crate::model::Labels;
-use crate::tsdb::block::chunks::{ENC_AGGR, ENC_XOR};
+use crate::model::{Labels, Sample};
+use crate::tsdb::block::chunks::ENC_AGGR;
 use crate::tsdb::block::tombstones::{self, Interval};
 use crate::tsdb::block::{
     Block, BlockCompaction, BlockDesc, BlockMeta, BlockStats, BlockWriter, ChunkMeta, META_VERSION,
 };
-use crate::tsdb::chunkenc::{SAMPLES_PER_CHUNK, XorAppender, XorIterator};
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -166,10 +166,13 @@ struct Part<'a> {
     deleted: Vec<Interval>,
 }
 
-/// Buffers reused across series on the re-encoding path.
+/// Buffers reused across series.
 #[derive(Default)]
 struct Scratch {
-    samples: Vec<(i64, usize, f64)>,
+    /// Every kept sample of the series: timestamp, input index, value.
+    tagged: Vec<(i64, usize, f64)>,
+    decoded: Vec<Sample>,
+    merged: Vec<Sample>,
 }
 
 fn chunk<'b>(block: &'b Block, c: &ChunkMeta) -> Result<(u8, &'b [u8]), CompactError> {
@@ -191,79 +194,53 @@ fn disjoint(parts: &[Part]) -> bool {
     true
 }
 
+/// Decodes every chunk of the series (packed or XOR), drops deleted samples and, where
+/// blocks overlap, keeps the first block's sample of each timestamp; writes the rest as
+/// new chunks. Chunks are never copied as they are: merging makes them longer, and a
+/// packed chunk may name another chunk of its own block for its timestamps.
 fn write_raw_series(
     w: &mut BlockWriter,
     parts: &[Part],
     scratch: &mut Scratch,
 ) -> Result<Vec<ChunkMeta>, CompactError> {
-    let mut out = Vec::new();
-    if disjoint(parts) {
-        for p in parts {
-            for c in &p.chunks {
-                let (enc, data) = chunk(p.block, c)?;
-                if enc != ENC_XOR {
-                    return Err(CompactError::Chunk(p.block.meta().ulid.clone(), c.r));
-                }
-                if !tombstones::overlaps(&p.deleted, c.mint, c.maxt) {
-                    // The fast path: bytes copied from the mapped segment as they are.
-                    out.push(w.add_chunk(ENC_XOR, c.mint, c.maxt, data)?);
-                } else if !tombstones::covers(&p.deleted, c.mint, c.maxt) {
-                    let kept = XorIterator::new(data).filter(|s| !deleted(&p.deleted, s.0));
-                    encode_raw(w, kept, &mut out)?;
-                }
-            }
-        }
-        return Ok(out);
-    }
-    // Overlapping blocks: every sample of the series, ordered by time then by block, the
-    // first of each timestamp kept.
-    let all = &mut scratch.samples;
-    all.clear();
+    let ordered = disjoint(parts);
+    let Scratch {
+        tagged,
+        decoded,
+        merged,
+    } = scratch;
+    tagged.clear();
+    merged.clear();
     for (i, p) in parts.iter().enumerate() {
         for c in &p.chunks {
-            let (_, data) = chunk(p.block, c)?;
-            all.extend(
-                XorIterator::new(data)
-                    .filter(|s| !deleted(&p.deleted, s.0))
-                    .map(|(t, v)| (t, i, v)),
-            );
+            if tombstones::covers(&p.deleted, c.mint, c.maxt) {
+                continue;
+            }
+            decoded.clear();
+            if !p.block.chunks().decode_ref(c.r, decoded) {
+                return Err(CompactError::Chunk(p.block.meta().ulid.clone(), c.r));
+            }
+            let kept = decoded.iter().filter(|s| !deleted(&p.deleted, s.t));
+            if ordered {
+                merged.extend(kept);
+            } else {
+                tagged.extend(kept.map(|s| (s.t, i, s.v)));
+            }
         }
     }
-    all.sort_by_key(|s| (s.0, s.1));
-    all.dedup_by_key(|s| s.0);
-    encode_raw(w, all.iter().map(|s| (s.0, s.2)), &mut out)?;
+    if !ordered {
+        tagged.sort_by_key(|s| (s.0, s.1));
+        tagged.dedup_by_key(|s| s.0);
+        merged.extend(tagged.iter().map(|&(t, _, v)| Sample { t, v }));
+    }
+    let mut out = Vec::new();
+    w.add_samples(merged, &mut out)?;
     Ok(out)
 }
 
 #[inline]
 fn deleted(ivs: &[Interval], t: i64) -> bool {
     ivs.iter().any(|&(a, b)| a <= t && t <= b)
-}
-
-/// Encodes samples (strictly increasing timestamps) as XOR chunks of 120 samples.
-fn encode_raw(
-    w: &mut BlockWriter,
-    samples: impl Iterator<Item = (i64, f64)>,
-    out: &mut Vec<ChunkMeta>,
-) -> Result<(), CompactError> {
-    let mut app = XorAppender::new();
-    let mut mint = 0;
-    let mut maxt = 0;
-    for (t, v) in samples {
-        if app.is_empty() {
-            mint = t;
-        }
-        app.append(t, v);
-        maxt = t;
-        if app.num_samples() >= SAMPLES_PER_CHUNK {
-            out.push(w.add_chunk(ENC_XOR, mint, maxt, app.bytes())?);
-            app.reset();
-        }
-    }
-    if !app.is_empty() {
-        out.push(w.add_chunk(ENC_XOR, mint, maxt, app.bytes())?);
-    }
-    Ok(())
 }
 
 fn write_aggregate_series(
@@ -405,22 +382,6 @@ mod tests {
         out
     }
 
-    fn chunk_bytes(blocks: &[Arc<Block>]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        for b in blocks {
-            let ix = b.index();
-            let (mut l, mut c) = (Vec::new(), Vec::new());
-            for ord in 0..ix.num_series() {
-                assert!(ix.series(ord, &mut l, &mut c));
-                for m in &c {
-                    out.push(b.chunks().chunk(m.r).unwrap().to_vec());
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
     #[test]
     fn planned_compaction_through_three_levels_keeps_every_answer() {
         let tmp = tempfile::tempdir().unwrap();
@@ -443,7 +404,8 @@ mod tests {
             })
             .collect();
         let want = answers(&blocks);
-        let bytes_before = chunk_bytes(&blocks);
+        let chunks_before: u64 = blocks.iter().map(|b| b.meta().stats.num_chunks).sum();
+        let size_before: u64 = blocks.iter().map(|b| b.size()).sum();
         let samples_before: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
         let ranges = exponential_ranges(2 * H, 15 * 24 * H);
         let mut rounds = 0;
@@ -480,8 +442,14 @@ mod tests {
             .collect();
         shapes.sort();
         assert_eq!(shapes, [(0, 18, 3, 9), (18, 20, 1, 1)]);
-        // Nothing overlapped and nothing was deleted: every chunk was copied unchanged.
-        assert_eq!(chunk_bytes(&blocks), bytes_before);
+        // Merged series are packed again in longer chunks: fewer of them, fewer bytes.
+        let chunks_after: u64 = blocks.iter().map(|b| b.meta().stats.num_chunks).sum();
+        let size_after: u64 = blocks.iter().map(|b| b.size()).sum();
+        assert!(
+            chunks_after < chunks_before,
+            "{chunks_before} -> {chunks_after}"
+        );
+        assert!(size_after < size_before, "{size_before} -> {size_after}");
         let samples_after: u64 = blocks.iter().map(|b| b.meta().stats.num_samples).sum();
         assert_eq!(samples_after, samples_before);
     }
