@@ -100,6 +100,11 @@ pub struct MergeIterator {
     heads: Vec<Option<Sample>>,
     started: bool,
     cur: Option<Sample>,
+    /// The iterator that gave the last sample, and the earliest head of all the others
+    /// then: while that iterator's samples stay before it, they come out without a scan
+    /// of the others. Sources are mostly disjoint in time (blocks, then the head), so
+    /// nearly every sample takes this path.
+    lead: Option<(usize, i64)>,
 }
 
 impl MergeIterator {
@@ -110,6 +115,7 @@ impl MergeIterator {
             heads,
             started: false,
             cur: None,
+            lead: None,
         }
     }
 
@@ -124,18 +130,40 @@ impl MergeIterator {
 
     /// Takes the earliest head sample, advancing every iterator that holds it.
     fn pop(&mut self) -> Option<Sample> {
-        let mut best: Option<Sample> = None;
-        for h in self.heads.iter().flatten() {
-            if best.is_none_or(|b| h.t.cmp(&b.t) == Ordering::Less) {
-                best = Some(*h);
+        if let Some((i, bound)) = self.lead
+            && let Some(h) = self.heads[i]
+            && h.t < bound
+        {
+            self.heads[i] = self.its[i].next();
+            self.cur = Some(h);
+            return self.cur;
+        }
+        let mut best: Option<(usize, Sample)> = None;
+        for (i, h) in self.heads.iter().enumerate() {
+            if let Some(h) = h
+                && best.is_none_or(|(_, b)| h.t.cmp(&b.t) == Ordering::Less)
+            {
+                best = Some((i, *h));
             }
         }
-        let b = best?;
+        let Some((lead, b)) = best else {
+            self.lead = None;
+            return None;
+        };
+        let mut bound = i64::MAX;
         for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
             if h.is_some_and(|s| s.t == b.t) {
                 *h = it.next();
             }
         }
+        for (i, h) in self.heads.iter().enumerate() {
+            if i != lead
+                && let Some(h) = h
+            {
+                bound = bound.min(h.t);
+            }
+        }
+        self.lead = Some((lead, bound));
         self.cur = Some(b);
         self.cur
     }
@@ -198,6 +226,30 @@ mod tests {
             [(1, 1.0), (2, 20.0), (3, 3.0), (5, 5.0), (6, 60.0)]
         );
         assert_eq!(m.next(), None);
+    }
+
+    /// Blocks, then the head, with an overlap and shared timestamps where they meet:
+    /// every timestamp once, the first source's value where two have it.
+    #[test]
+    fn merges_mostly_disjoint_sources_like_a_sorted_union() {
+        let a: Vec<(i64, f64)> = (0..100).map(|t| (t, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (95..200).step_by(5).map(|t| (t, 2.0)).collect();
+        let c: Vec<(i64, f64)> = (150..300).map(|t| (t, 3.0)).collect();
+        let mut m = MergeIterator::new(vec![it(&a), it(&b), it(&c)]);
+        let mut want: Vec<(i64, f64)> = Vec::new();
+        for &(t, v) in a.iter().chain(&b).chain(&c) {
+            if !want.iter().any(|&(u, _)| u == t) {
+                want.push((t, v));
+            }
+        }
+        want.sort_by_key(|&(t, _)| t);
+        assert_eq!(drain(&mut m), want);
+        let mut m = MergeIterator::new(vec![it(&a), it(&b), it(&c)]);
+        assert_eq!(m.next().map(|s| s.t), Some(0));
+        assert_eq!(m.seek(97).map(|s| (s.t, s.v)), Some((97, 1.0)));
+        assert_eq!(m.seek(101).map(|s| (s.t, s.v)), Some((105, 2.0)));
+        assert_eq!(m.seek(152).map(|s| (s.t, s.v)), Some((152, 3.0)));
+        assert_eq!(m.next().map(|s| (s.t, s.v)), Some((153, 3.0)));
     }
 
     #[test]
