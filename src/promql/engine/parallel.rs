@@ -84,11 +84,7 @@ mod tests {
 
     #[test]
     fn parts_keep_order_and_cover_every_item() {
-        for n in [
-            MIN_SERIES_PER_PART * 2,
-            MIN_SERIES_PER_PART * 3 + 7,
-            10_001,
-        ] {
+        for n in [MIN_SERIES_PER_PART * 2, MIN_SERIES_PER_PART * 3 + 7, 10_001] {
             let items: Vec<usize> = (0..n).collect();
             let parts = map_parts(items, |p| p);
             assert_eq!(parts.len(), parts_for(n));
