@@ -1,11 +1,15 @@
 //! PromQL latency side by side with Prometheus 2.42 on the same data: both receive the
-//! same remote-write stream (counters and classic histograms, 2 h at 15 s), then answer
-//! the same queries; the bench prints each query's median latency and the ratio
-//! cairn/Prometheus, and whether the answers agree. Only under `cargo bench --bench
-//! query_side_by_side` (it starts processes); `cargo test` skips it.
+//! same remote-write stream (counters and classic histograms at 15 s), then answer
+//! the same queries; the bench prints each query's median latency (request sent to
+//! answer received) and the ratio cairn/Prometheus, and whether the answers agree. Only
+//! under `cargo bench --bench query_side_by_side` (it starts processes); `cargo test`
+//! skips it.
 //!
 //! Needs `prometheus` on PATH (`make test-deps`). Size: `CAIRN_BENCH_SERIES` counters
-//! (default 2000) and a tenth as many 10-bucket histograms.
+//! (default 2000) and a tenth as many 10-bucket histograms, over `CAIRN_BENCH_HOURS`
+//! (default 2); the size is `CAIRN_BENCH_SERIES=10000 CAIRN_BENCH_HOURS=24`.
+//! `CAIRN_BENCH_HOLD=<s>` keeps both servers up with the data that long before the
+//! queries (to profile them).
 
 use cairn::remote::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
@@ -13,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const STEP_MS: i64 = 15_000;
-const HOURS: i64 = 2;
 const RUNS: usize = 15;
 
 struct Proc(Child);
@@ -100,6 +103,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2000);
+    let hours: i64 = std::env::var("CAIRN_BENCH_HOURS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("empty.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").expect("config");
@@ -150,8 +157,8 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let steps = HOURS * 3600 * 1000 / STEP_MS;
-    let start = (now - HOURS * 3600 * 1000) / STEP_MS * STEP_MS;
+    let steps = hours * 3600 * 1000 / STEP_MS;
+    let start = (now - hours * 3600 * 1000) / STEP_MS * STEP_MS;
     for k in 0..=steps {
         let t = start + k * STEP_MS;
         let req = WriteRequest {
@@ -189,6 +196,19 @@ fn main() {
         }
     }
     let end = start + steps * STEP_MS;
+    if let Some(secs) = std::env::var("CAIRN_BENCH_HOLD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        // For profiling: both servers stay up with the data for this many seconds.
+        println!(
+            "holding {secs} s: prometheus {} cairn {} end {}",
+            systems[0].1,
+            systems[1].1,
+            end as f64 / 1000.0
+        );
+        std::thread::sleep(Duration::from_secs(secs));
+    }
 
     let queries = [
         "rate(x_total[5m])",
@@ -197,7 +217,7 @@ fn main() {
         "topk(10, x_total)",
     ];
     println!(
-        "{n} counters + {} bucket series, {HOURS} h at 15 s; median of {RUNS} runs",
+        "{n} counters + {} bucket series, {hours} h at 15 s; median of {RUNS} runs",
         n
     );
     println!(
@@ -214,7 +234,7 @@ fn main() {
                 ],
             ),
             (
-                "range 2h/60s",
+                "range/60s",
                 vec![
                     ("query", q.to_string()),
                     ("start", ((start + 600_000) as f64 / 1000.0).to_string()),
@@ -240,8 +260,11 @@ fn main() {
                         .query(&params)
                         .send()
                         .expect("query");
-                    let body: serde_json::Value = r.json().expect("json");
+                    // Latency is until the whole answer has arrived; parsing it here
+                    // is the client's work, not the server's.
+                    let bytes = r.bytes().expect("body");
                     times.push(t0.elapsed());
+                    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
                     assert_eq!(body["status"], "success", "{name} {q}: {body}");
                     last = body["data"]["result"].clone();
                 }

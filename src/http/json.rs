@@ -179,6 +179,13 @@ pub fn write_timestamp(out: &mut String, t_ms: i64) {
 /// A JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
+    // Fast path: label names and values rarely need escaping, and a response can hold
+    // millions of them.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

@@ -124,11 +124,10 @@ struct ExecTimes {
 fn respond(r: &QueryResult, exec: Option<&ExecTimes>) -> Response {
     let mut out = String::with_capacity(256);
     out.push_str(r#"{"status":"success","data":"#);
-    let value = encode_value(&r.value);
-    // `value` is an object; what cairn adds goes before its closing brace: the
+    // The value is an object; what cairn adds goes before its closing brace: the
     // resolution when downsampled data answered (raw answers are left exactly as
     // Prometheus's), then the statistics.
-    out.push_str(&value[..value.len() - 1]);
+    encode_value_open(&mut out, &r.value);
     if r.resolution > 0 {
         out.push_str(",\"resolution\":");
         out.push_str(&r.resolution.to_string());
@@ -234,16 +233,24 @@ fn eval_error(e: EvalError) -> ApiError {
 /// `{"resultType":...,"result":...}`
 pub fn encode_value(v: &Value) -> String {
     let mut out = String::with_capacity(256);
+    encode_value_open(&mut out, v);
+    out.push('}');
+    out
+}
+
+/// [`encode_value`] without its closing brace, written onto `out`: a response can be
+/// large, and the envelope around it is written in the same buffer, not copied.
+fn encode_value_open(out: &mut String, v: &Value) {
     match v {
         Value::Scalar(s) => {
             out.push_str(r#"{"resultType":"scalar","result":"#);
-            json::write_point(&mut out, s.t, s.v);
+            json::write_point(out, s.t, s.v);
         }
         Value::String(s, t) => {
             out.push_str(r#"{"resultType":"string","result":["#);
-            json::write_timestamp(&mut out, *t);
+            json::write_timestamp(out, *t);
             out.push(',');
-            json::write_str(&mut out, s);
+            json::write_str(out, s);
             out.push(']');
         }
         Value::Vector(samples) => {
@@ -253,9 +260,9 @@ pub fn encode_value(v: &Value) -> String {
                     out.push(',');
                 }
                 out.push_str(r#"{"metric":"#);
-                json::write_labels(&mut out, labels);
+                json::write_labels(out, labels);
                 out.push_str(r#","value":"#);
-                json::write_point(&mut out, s.t, s.v);
+                json::write_point(out, s.t, s.v);
                 out.push('}');
             }
             out.push(']');
@@ -267,21 +274,19 @@ pub fn encode_value(v: &Value) -> String {
                     out.push(',');
                 }
                 out.push_str(r#"{"metric":"#);
-                json::write_labels(&mut out, labels);
+                json::write_labels(out, labels);
                 out.push_str(r#","values":["#);
                 for (j, s) in points.iter().enumerate() {
                     if j > 0 {
                         out.push(',');
                     }
-                    json::write_point(&mut out, s.t, s.v);
+                    json::write_point(out, s.t, s.v);
                 }
                 out.push_str("]}");
             }
             out.push(']');
         }
     }
-    out.push('}');
-    out
 }
 
 fn storage_error(e: crate::storage::StorageError) -> ApiError {

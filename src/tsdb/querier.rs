@@ -2,7 +2,8 @@
 //! the head), their answers merged. Series come out sorted by labels; a series found in
 //! several sources gets one iterator that merges their samples in time order, a
 //! timestamp present in more than one source yielded once (the first source's value,
-//! sources being in block order with the head last).
+//! sources being in block order with the head last). Large selections ask the sources
+//! on several threads.
 
 use crate::model::{Matcher, Sample};
 use crate::storage::{Aggregate, Querier, SampleIterator, Series, StorageError};
@@ -26,16 +27,67 @@ fn union(lists: Vec<Vec<String>>) -> Vec<String> {
     all
 }
 
-impl Querier for MergeQuerier {
-    fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
-        if self.parts.len() == 1 {
-            return self.parts[0].select(matchers);
+/// A first source's selection at least this large has the other sources selected on
+/// several threads: each source's select (postings, labels, chunk lists) is independent
+/// work, and a selection this size costs far more than starting a thread.
+const PARALLEL_SELECT_SERIES: usize = 256;
+
+impl MergeQuerier {
+    /// `select` on every part, merged. The first part is asked on the caller's thread;
+    /// when it found many series, the others are asked on up to one thread per core.
+    fn select_parts(
+        &self,
+        select: impl Fn(&dyn Querier) -> Result<Vec<Series>, StorageError> + Sync,
+    ) -> Result<Vec<Series>, StorageError> {
+        let Some((first, rest)) = self.parts.split_first() else {
+            return Ok(Vec::new());
+        };
+        let mut all = select(first.as_ref())?;
+        if rest.is_empty() {
+            return Ok(all);
         }
-        let mut all = Vec::new();
-        for p in &self.parts {
-            all.extend(p.select(matchers)?);
+        let threads = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1)
+            .min(rest.len());
+        if all.len() < PARALLEL_SELECT_SERIES || threads <= 1 {
+            for p in rest {
+                all.extend(select(p.as_ref())?);
+            }
+        } else {
+            // Contiguous runs of parts per thread, joined back in part order: the merge
+            // below keeps the first source's sample where two have one timestamp.
+            let per = rest.len().div_ceil(threads);
+            let select = &select;
+            let found = std::thread::scope(|s| {
+                let handles: Vec<_> = rest
+                    .chunks(per)
+                    .map(|run| {
+                        s.spawn(move || {
+                            let mut out = Vec::new();
+                            for p in run {
+                                out.extend(select(p.as_ref())?);
+                            }
+                            Ok::<_, StorageError>(out)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect::<Vec<_>>()
+            });
+            for f in found {
+                all.extend(f?);
+            }
         }
         Ok(merge_series(all))
+    }
+}
+
+impl Querier for MergeQuerier {
+    fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+        self.select_parts(|p| p.select(matchers))
     }
 
     fn select_aggregate(
@@ -43,14 +95,7 @@ impl Querier for MergeQuerier {
         matchers: &[Matcher],
         aggregate: Aggregate,
     ) -> Result<Vec<Series>, StorageError> {
-        if self.parts.len() == 1 {
-            return self.parts[0].select_aggregate(matchers, aggregate);
-        }
-        let mut all = Vec::new();
-        for p in &self.parts {
-            all.extend(p.select_aggregate(matchers, aggregate)?);
-        }
-        Ok(merge_series(all))
+        self.select_parts(|p| p.select_aggregate(matchers, aggregate))
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
@@ -100,6 +145,11 @@ pub struct MergeIterator {
     heads: Vec<Option<Sample>>,
     started: bool,
     cur: Option<Sample>,
+    /// The iterator that gave the last sample, and the earliest head of all the others
+    /// then: while that iterator's samples stay before it, they come out without a scan
+    /// of the others. Sources are mostly disjoint in time (blocks, then the head), so
+    /// nearly every sample takes this path.
+    lead: Option<(usize, i64)>,
 }
 
 impl MergeIterator {
@@ -110,6 +160,7 @@ impl MergeIterator {
             heads,
             started: false,
             cur: None,
+            lead: None,
         }
     }
 
@@ -124,18 +175,40 @@ impl MergeIterator {
 
     /// Takes the earliest head sample, advancing every iterator that holds it.
     fn pop(&mut self) -> Option<Sample> {
-        let mut best: Option<Sample> = None;
-        for h in self.heads.iter().flatten() {
-            if best.is_none_or(|b| h.t.cmp(&b.t) == Ordering::Less) {
-                best = Some(*h);
+        if let Some((i, bound)) = self.lead
+            && let Some(h) = self.heads[i]
+            && h.t < bound
+        {
+            self.heads[i] = self.its[i].next();
+            self.cur = Some(h);
+            return self.cur;
+        }
+        let mut best: Option<(usize, Sample)> = None;
+        for (i, h) in self.heads.iter().enumerate() {
+            if let Some(h) = h
+                && best.is_none_or(|(_, b)| h.t.cmp(&b.t) == Ordering::Less)
+            {
+                best = Some((i, *h));
             }
         }
-        let b = best?;
+        let Some((lead, b)) = best else {
+            self.lead = None;
+            return None;
+        };
+        let mut bound = i64::MAX;
         for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
             if h.is_some_and(|s| s.t == b.t) {
                 *h = it.next();
             }
         }
+        for (i, h) in self.heads.iter().enumerate() {
+            if i != lead
+                && let Some(h) = h
+            {
+                bound = bound.min(h.t);
+            }
+        }
+        self.lead = Some((lead, bound));
         self.cur = Some(b);
         self.cur
     }
@@ -198,6 +271,96 @@ mod tests {
             [(1, 1.0), (2, 20.0), (3, 3.0), (5, 5.0), (6, 60.0)]
         );
         assert_eq!(m.next(), None);
+    }
+
+    /// Blocks, then the head, with an overlap and shared timestamps where they meet:
+    /// every timestamp once, the first source's value where two have it.
+    #[test]
+    fn merges_mostly_disjoint_sources_like_a_sorted_union() {
+        let a: Vec<(i64, f64)> = (0..100).map(|t| (t, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (95..200).step_by(5).map(|t| (t, 2.0)).collect();
+        let c: Vec<(i64, f64)> = (150..300).map(|t| (t, 3.0)).collect();
+        let mut m = MergeIterator::new(vec![it(&a), it(&b), it(&c)]);
+        let mut want: Vec<(i64, f64)> = Vec::new();
+        for &(t, v) in a.iter().chain(&b).chain(&c) {
+            if !want.iter().any(|&(u, _)| u == t) {
+                want.push((t, v));
+            }
+        }
+        want.sort_by_key(|&(t, _)| t);
+        assert_eq!(drain(&mut m), want);
+        let mut m = MergeIterator::new(vec![it(&a), it(&b), it(&c)]);
+        assert_eq!(m.next().map(|s| s.t), Some(0));
+        assert_eq!(m.seek(97).map(|s| (s.t, s.v)), Some((97, 1.0)));
+        assert_eq!(m.seek(101).map(|s| (s.t, s.v)), Some((105, 2.0)));
+        assert_eq!(m.seek(152).map(|s| (s.t, s.v)), Some((152, 3.0)));
+        assert_eq!(m.next().map(|s| (s.t, s.v)), Some((153, 3.0)));
+    }
+
+    /// A source holding series `i` in `ids`, each with one sample at `t` of value `v`.
+    struct Fixed {
+        ids: std::ops::Range<usize>,
+        t: i64,
+        v: f64,
+    }
+
+    impl Querier for Fixed {
+        fn select(&self, _: &[Matcher]) -> Result<Vec<Series>, StorageError> {
+            Ok(self
+                .ids
+                .clone()
+                .map(|i| Series {
+                    labels: crate::model::Labels::from_pairs([("i", format!("{i:04}"))]),
+                    samples: it(&[(self.t, self.v)]),
+                })
+                .collect())
+        }
+        fn label_names(&self, _: &[Matcher]) -> Result<Vec<String>, StorageError> {
+            Ok(Vec::new())
+        }
+        fn label_values(&self, _: &str, _: &[Matcher]) -> Result<Vec<String>, StorageError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Large enough to ask the later sources on threads: the answer is the same merge,
+    /// the earlier source's value kept where two share a timestamp.
+    #[test]
+    fn large_selections_merge_like_small_ones() {
+        let n = PARALLEL_SELECT_SERIES * 2;
+        let parts: Vec<Box<dyn Querier>> = vec![
+            Box::new(Fixed {
+                ids: 0..n,
+                t: 1,
+                v: 1.0,
+            }),
+            Box::new(Fixed {
+                ids: n / 2..n + 10,
+                t: 1,
+                v: 2.0,
+            }),
+            Box::new(Fixed {
+                ids: 0..n,
+                t: 2,
+                v: 3.0,
+            }),
+            Box::new(Fixed {
+                ids: n..n + 20,
+                t: 3,
+                v: 4.0,
+            }),
+        ];
+        let mut got = MergeQuerier::new(parts).select(&[]).unwrap();
+        assert_eq!(got.len(), n + 20);
+        assert!(got.windows(2).all(|w| w[0].labels < w[1].labels));
+        let samples = |s: &mut Series| {
+            std::iter::from_fn(|| s.samples.next())
+                .map(|x| (x.t, x.v))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(samples(&mut got[0]), [(1, 1.0), (2, 3.0)]);
+        assert_eq!(samples(&mut got[n + 5]), [(1, 2.0), (3, 4.0)]);
+        assert_eq!(samples(&mut got[n + 15]), [(3, 4.0)]);
     }
 
     #[test]

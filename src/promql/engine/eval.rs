@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{
-    EvalError, QueryResult, QueryStats, QueryTimings, Value, aggregate, binary, functions, window,
+    EvalError, QueryResult, QueryStats, QueryTimings, Value, aggregate, binary, functions,
+    parallel, window,
 };
 use crate::model::{Label, Labels, METRIC_NAME, Sample, is_stale_nan};
 use crate::promql::ast::{AtModifier, DurationValue, Expr, UnaryOp, VectorSelector};
@@ -498,25 +499,41 @@ pub(super) fn eval_vector_selector(
         last,
         q.resolution,
     )?;
-    let mut out = Vec::new();
-    // Reused across series; each series' points are copied out at their exact size.
-    let mut points = Vec::new();
-    for series in querier.select(&vs.matchers)? {
-        q.check_deadline()?;
-        let mut cursor = LookbackCursor::new(series.samples);
-        points.clear();
-        for t in q.times() {
-            let r = q.ref_time(t, vs.at, offset);
-            if let Some(s) = cursor.sample_at(r, q.lookback) {
-                let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
-                points.push(Sample { t, v });
+    let selected = querier.select(&vs.matchers)?;
+    let shared: &Query<'_> = q;
+    // Each part in series order; a part's points are what it found, one per step.
+    let parts = parallel::map_parts(selected, |part| {
+        let mut out = Vec::with_capacity(part.len());
+        // Reused across series; each series' points are copied out at their exact size.
+        let mut points = Vec::new();
+        for series in part {
+            shared.check_deadline()?;
+            let mut cursor = LookbackCursor::new(series.samples);
+            points.clear();
+            for t in shared.times() {
+                let r = shared.ref_time(t, vs.at, offset);
+                if let Some(s) = cursor.sample_at(r, shared.lookback) {
+                    let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                    points.push(Sample { t, v });
+                }
+            }
+            if !points.is_empty() {
+                out.push((series.labels, points.to_vec()));
             }
         }
-        if !points.is_empty() {
-            // Prometheus counts one queryable sample per step that found one.
-            q.count_queryable(points.len());
-            q.charge(points.len())?;
-            out.push((series.labels, points.to_vec()));
+        Ok::<_, EvalError>(out)
+    });
+    let mut out = Vec::new();
+    for part in parts {
+        let part = part?;
+        let n = part.iter().map(|(_, p)| p.len()).sum();
+        // Prometheus counts one queryable sample per step that found one.
+        q.count_queryable(n);
+        q.charge(n)?;
+        if out.is_empty() {
+            out = part;
+        } else {
+            out.extend(part);
         }
     }
     // Storage selects series sorted by labels: the vector is in label order already.

@@ -10,6 +10,7 @@
 //! - `binary.rs`: arithmetic, comparison and set operators with vector matching;
 //! - `aggregate.rs`: `sum`, `avg`, `topk`, `quantile` and the other aggregations;
 //! - `grouping.rs`: series grouped by a subset of their labels;
+//! - `parallel.rs`: large selections read and evaluated on several threads;
 //! - `functions/`: every function, by the shape of its arguments.
 //!
 //! Intermediate results are series-major: each series carries its points at step times,
@@ -22,6 +23,7 @@ pub mod downsample;
 mod eval;
 mod functions;
 mod grouping;
+mod parallel;
 mod window;
 
 #[cfg(test)]

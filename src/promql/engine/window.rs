@@ -43,8 +43,16 @@ enum Source {
 impl Windows {
     /// `(exclusive start, inclusive end)` of the window at step time `t`.
     pub fn bounds(&self, q: &Query<'_>, t: i64) -> (i64, i64) {
-        let r = q.ref_time(t, self.at, self.offset);
-        (r.saturating_sub(self.range), r)
+        self.shape().bounds(q, t)
+    }
+
+    /// How this range vector windows a series, apart from its series.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            range: self.range,
+            offset: self.offset,
+            at: self.at,
+        }
     }
 
     /// The next series with samples: its labels, its samples over all windows put in
@@ -69,16 +77,7 @@ impl Windows {
                 let (mint, last) = (*mint, *last);
                 for mut s in series.by_ref() {
                     q.check_deadline()?;
-                    let mut next = s.samples.seek(mint);
-                    while let Some(sample) = next {
-                        if sample.t > last {
-                            break;
-                        }
-                        if sample.t >= mint && !is_stale_nan(sample.v) {
-                            buf.push(sample);
-                        }
-                        next = s.samples.next();
-                    }
+                    read_series(&mut s, mint, last, buf);
                     if buf.is_empty() {
                         continue;
                     }
@@ -91,6 +90,27 @@ impl Windows {
         }
     }
 
+    /// A matrix selector's series not handed out yet, to be read elsewhere (on several
+    /// threads) with [`read_series`] over the `(mint, last)` returned; `None` for a
+    /// subquery. This range vector has no series left afterwards.
+    pub fn take_selected(&mut self) -> Option<(Vec<storage::Series>, i64, i64)> {
+        match &mut self.source {
+            Source::Selector { series, mint, last } => {
+                let rest: Vec<storage::Series> = series.by_ref().collect();
+                Some((rest, *mint, *last))
+            }
+            Source::Evaluated(_) => None,
+        }
+    }
+
+    /// Series still to be handed out.
+    pub fn remaining(&self) -> usize {
+        match &self.source {
+            Source::Selector { series, .. } => series.len(),
+            Source::Evaluated(series) => series.len(),
+        }
+    }
+
     /// Whether the series come from a matrix selector: distinct, and in label order.
     pub fn is_selector(&self) -> bool {
         matches!(self.source, Source::Selector { .. })
@@ -100,6 +120,37 @@ impl Windows {
     pub fn release(&mut self, q: &mut Query<'_>) {
         q.samples = q.samples.saturating_sub(self.held);
         self.held = 0;
+    }
+
+    /// Calls `f` with the window of every step of one series ([`Shape::each`]).
+    pub fn each(&self, q: &Query<'_>, samples: &[Sample], f: impl FnMut(Window<'_>)) -> usize {
+        self.shape().each(q, samples, f)
+    }
+
+    /// Counts a selector's window samples (what [`Windows::each`] returned) as queryable:
+    /// Prometheus counts every step's window, so a sample in two windows counts twice.
+    /// A subquery's samples were counted where they were read.
+    pub fn count(&self, q: &mut Query<'_>, window_samples: usize) {
+        if self.is_selector() {
+            q.count_queryable(window_samples);
+        }
+    }
+}
+
+/// The windowing of a range vector: its range, `offset` and `@`. Plain data, so the
+/// threads of a parallel evaluation share it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Shape {
+    pub range: i64,
+    pub offset: i64,
+    pub at: Option<AtModifier>,
+}
+
+impl Shape {
+    /// `(exclusive start, inclusive end)` of the window at step time `t`.
+    pub fn bounds(&self, q: &Query<'_>, t: i64) -> (i64, i64) {
+        let r = q.ref_time(t, self.at, self.offset);
+        (r.saturating_sub(self.range), r)
     }
 
     /// Calls `f` with the window of every step of one series, in order, empty ones
@@ -127,14 +178,21 @@ impl Windows {
         }
         total
     }
+}
 
-    /// Counts a selector's window samples (what [`Windows::each`] returned) as queryable:
-    /// Prometheus counts every step's window, so a sample in two windows counts twice.
-    /// A subquery's samples were counted where they were read.
-    pub fn count(&self, q: &mut Query<'_>, window_samples: usize) {
-        if self.is_selector() {
-            q.count_queryable(window_samples);
+/// Reads a selected series' samples in `[mint, last]` into `buf` (cleared first),
+/// leaving out staleness markers, which no range function sees.
+pub(super) fn read_series(s: &mut storage::Series, mint: i64, last: i64, buf: &mut Vec<Sample>) {
+    buf.clear();
+    let mut next = s.samples.seek(mint);
+    while let Some(sample) = next {
+        if sample.t > last {
+            break;
         }
+        if sample.t >= mint && !is_stale_nan(sample.v) {
+            buf.push(sample);
+        }
+        next = s.samples.next();
     }
 }
 

@@ -199,13 +199,28 @@ impl LabelStrings {
     /// lock is taken in short turns, as appends need it to create series.
     fn resolve(head: &Head, ids: &mut [u32]) -> Self {
         // Distinct ids in order of first use; each id becomes its index in `uniq`.
-        let mut index = hashbrown::HashMap::<u32, u32>::with_capacity(ids.len() / 4);
         let mut uniq: Vec<u32> = Vec::new();
-        for id in ids.iter_mut() {
-            *id = *index.entry(*id).or_insert_with(|| {
-                uniq.push(*id);
-                (uniq.len() - 1) as u32
-            });
+        let max = ids.iter().copied().max().unwrap_or(0) as usize;
+        if max < ids.len().saturating_mul(8).max(4096) {
+            // Ids few and dense enough for a table indexed by id: no hashing, which is
+            // most of this step for a select of many series.
+            let mut slot = vec![u32::MAX; max + 1];
+            for id in ids.iter_mut() {
+                let s = &mut slot[*id as usize];
+                if *s == u32::MAX {
+                    uniq.push(*id);
+                    *s = (uniq.len() - 1) as u32;
+                }
+                *id = *s;
+            }
+        } else {
+            let mut index = hashbrown::HashMap::<u32, u32>::with_capacity(ids.len() / 4);
+            for id in ids.iter_mut() {
+                *id = *index.entry(*id).or_insert_with(|| {
+                    uniq.push(*id);
+                    (uniq.len() - 1) as u32
+                });
+            }
         }
         let mut strs: Vec<Arc<str>> = Vec::with_capacity(uniq.len());
         for batch in uniq.chunks(4096) {

@@ -6,7 +6,8 @@
 
 use super::super::EvalError;
 use super::super::eval::{self, Eval, Query, merge_series};
-use super::super::window::{self, Windows};
+use super::super::parallel;
+use super::super::window::{self, Shape, Windows};
 use super::math::{kahan_inc, linear_regression, quantile};
 use super::{arg, format_float};
 use crate::model::{METRIC_NAME, Sample};
@@ -217,7 +218,8 @@ fn divide(mut sums: Vec<eval::Series>, mut counts: Vec<eval::Series>) -> Vec<eva
     out
 }
 
-/// Runs `f` over every step's window of every series, one series at a time.
+/// Runs `f` over every step's window of every series, one series at a time; a large
+/// selection is split over threads ([`parallel`]), each reading its own series.
 fn apply(
     q: &mut Query<'_>,
     mut w: Windows,
@@ -227,25 +229,140 @@ fn apply(
     find_resets: bool,
     counter_check: Option<&str>,
 ) -> Result<Vec<eval::Series>, EvalError> {
-    let mut out = Vec::new();
-    let mut args = vec![0.0; scalars.len()];
-    let mut infos = Vec::new();
-    // Reused across series: the samples read, and the points computed from them.
-    let (mut samples, mut points, mut resets) = (Vec::new(), Vec::new(), Vec::new());
-    // Output points are charged as they are made, so the peak sees them beside the
-    // series being read; [`eval::eval`] charges the node's output again once it is done.
-    let mut charged = 0;
+    let is_selector = w.is_selector();
+    let mut done = if is_selector && parallel::parts_for(w.remaining()) > 1 {
+        apply_parallel(q, &mut w, scalars, f, find_resets, counter_check)?
+    } else {
+        apply_serial(q, &mut w, scalars, f, find_resets, counter_check)?
+    };
+    for (_, msg) in std::mem::take(&mut done.infos) {
+        q.info(msg);
+    }
+    q.check_deadline()?;
     // Dropping one name common to all series keeps a selector's series distinct and in
     // label order, so only differing names need the merge (and its label comparisons).
-    let mut first_name: Option<Option<String>> = None;
-    let mut uniform = w.is_selector();
-    while let Some(labels) = w.next_series(q, &mut samples)? {
-        points.clear();
-        resets.clear();
-        if find_resets {
-            resets.extend((1..samples.len()).filter(|&i| samples[i].v < samples[i - 1].v));
+    let uniform = done.uniform;
+    let out: Vec<eval::Series> = done
+        .out
+        .into_iter()
+        .map(|(labels, points)| {
+            let labels = if keeps_name {
+                labels
+            } else {
+                eval::drop_name_owned(labels, q.delayed_name_removal)
+            };
+            (labels, points)
+        })
+        .collect();
+    if is_selector && (uniform || keeps_name) {
+        return Ok(out);
+    }
+    merge_series(out)
+}
+
+/// What evaluating a run of series gave: their labels (names not dropped yet) and
+/// points, the counter infos, and whether they all share one metric name.
+struct Applied {
+    out: Vec<eval::Series>,
+    /// (metric name, message), one per run of series of that name.
+    infos: Vec<(String, String)>,
+    /// The metric name of the first series, once one was seen.
+    first_name: Option<Option<String>>,
+    /// Whether every series so far has `first_name`.
+    uniform: bool,
+    /// Window samples seen, for `totalQueryableSamples`.
+    queryable: usize,
+    /// Output points made.
+    points: usize,
+}
+
+impl Applied {
+    fn new() -> Self {
+        Applied {
+            out: Vec::new(),
+            infos: Vec::new(),
+            first_name: None,
+            uniform: true,
+            queryable: 0,
+            points: 0,
         }
-        let n = w.each(q, &samples, |win| {
+    }
+
+    /// Appends `next`, the run of series that follows this one.
+    fn extend(&mut self, next: Applied) {
+        if self.out.is_empty() {
+            self.out = next.out;
+        } else {
+            self.out.extend(next.out);
+        }
+        for (name, msg) in next.infos {
+            if self.infos.last().is_none_or(|(last, _)| *last != name) {
+                self.infos.push((name, msg));
+            }
+        }
+        match (&self.first_name, next.first_name) {
+            (_, None) => {}
+            (None, Some(n)) => {
+                self.first_name = Some(n);
+                self.uniform = next.uniform;
+            }
+            (Some(mine), Some(theirs)) => {
+                self.uniform = self.uniform && next.uniform && *mine == theirs;
+            }
+        }
+        self.queryable += next.queryable;
+        self.points += next.points;
+    }
+}
+
+/// The per-series part of [`apply`], with buffers reused across series.
+struct SeriesFn<'a> {
+    scalars: &'a [Vec<f64>],
+    f: WindowFn,
+    find_resets: bool,
+    counter_check: Option<&'a str>,
+    args: Vec<f64>,
+    points: Vec<Sample>,
+    resets: Vec<usize>,
+}
+
+impl<'a> SeriesFn<'a> {
+    fn new(
+        scalars: &'a [Vec<f64>],
+        f: WindowFn,
+        find_resets: bool,
+        counter_check: Option<&'a str>,
+    ) -> Self {
+        SeriesFn {
+            scalars,
+            f,
+            find_resets,
+            counter_check,
+            args: vec![0.0; scalars.len()],
+            points: Vec::new(),
+            resets: Vec::new(),
+        }
+    }
+
+    /// Evaluates one series' windows of `w` into `into`; returns how many window
+    /// samples it saw and how many points it made.
+    fn run(
+        &mut self,
+        q: &Query<'_>,
+        w: Shape,
+        labels: crate::model::Labels,
+        samples: &[Sample],
+        into: &mut Applied,
+    ) -> (usize, usize) {
+        self.points.clear();
+        self.resets.clear();
+        if self.find_resets {
+            self.resets
+                .extend((1..samples.len()).filter(|&i| samples[i].v < samples[i - 1].v));
+        }
+        let (f, scalars, range) = (self.f, self.scalars, w.range);
+        let (args, points, resets) = (&mut self.args, &mut self.points, &self.resets);
+        let n = w.each(q, samples, |win| {
             if win.samples.is_empty() {
                 return;
             }
@@ -255,59 +372,115 @@ fn apply(
             let ctx = Ctx {
                 t: win.t,
                 bounds: win.bounds,
-                range: w.range,
-                args: &args,
+                range,
+                args,
                 offset: win.offset,
-                resets: &resets,
+                resets,
             };
             if let Some(v) = f(win.samples, &ctx) {
                 points.push(Sample { t: win.t, v });
             }
         });
-        w.count(q, n);
-        if points.is_empty() {
-            continue;
+        into.queryable += n;
+        if self.points.is_empty() {
+            return (n, 0);
         }
-        q.charge(points.len())?;
-        charged += points.len();
-        if let Some(pos) = counter_check
+        if let Some(pos) = self.counter_check
             && let Some(name) = labels.get(METRIC_NAME)
             && !["_total", "_sum", "_count", "_bucket"]
                 .iter()
                 .any(|s| name.ends_with(s))
             // Series of one name are adjacent: one message per name, not per series.
-            && infos.last().is_none_or(|(last, _)| last != name)
+            && into.infos.last().is_none_or(|(last, _)| last != name)
         {
             let msg = format!(
                 "PromQL info: metric might not be a counter, name does not end in \
                  _total/_sum/_count/_bucket: {name:?} ({pos})"
             );
-            infos.push((name.to_string(), msg));
+            into.infos.push((name.to_string(), msg));
         }
-        if uniform && !keeps_name {
+        if into.uniform {
             let name = labels.get(METRIC_NAME);
-            match &first_name {
-                None => first_name = Some(name.map(str::to_string)),
-                Some(first) => uniform = first.as_deref() == name,
+            match &into.first_name {
+                None => into.first_name = Some(name.map(str::to_string)),
+                Some(first) => into.uniform = first.as_deref() == name,
             }
         }
-        let labels = if keeps_name {
-            labels
-        } else {
-            eval::drop_name_owned(labels, q.delayed_name_removal)
-        };
-        out.push((labels, points.to_vec()));
+        into.points += self.points.len();
+        into.out.push((labels, self.points.to_vec()));
+        (n, self.points.len())
+    }
+}
+
+/// [`apply`] on the caller's thread: one series' samples held at a time.
+fn apply_serial(
+    q: &mut Query<'_>,
+    w: &mut Windows,
+    scalars: &[Vec<f64>],
+    f: WindowFn,
+    find_resets: bool,
+    counter_check: Option<&str>,
+) -> Result<Applied, EvalError> {
+    let mut done = Applied::new();
+    // Output points are charged as they are made, so the peak sees them beside the
+    // series being read; [`eval::eval`] charges the node's output again once it is done.
+    let mut charged = 0;
+    let mut samples = Vec::new();
+    let mut run = SeriesFn::new(scalars, f, find_resets, counter_check);
+    while let Some(labels) = w.next_series(q, &mut samples)? {
+        let (n, made) = run.run(q, w.shape(), labels, &samples, &mut done);
+        w.count(q, n);
+        if made > 0 {
+            q.charge(made)?;
+            charged += made;
+        }
     }
     w.release(q);
     q.samples = q.samples.saturating_sub(charged);
-    for (_, msg) in infos {
-        q.info(msg);
+    Ok(done)
+}
+
+/// [`apply`] over a large selection: contiguous parts of its series read and evaluated
+/// on their own threads. What the parts held at once (each its largest series, and
+/// every output point) is charged when they are done.
+fn apply_parallel(
+    q: &mut Query<'_>,
+    w: &mut Windows,
+    scalars: &[Vec<f64>],
+    f: WindowFn,
+    find_resets: bool,
+    counter_check: Option<&str>,
+) -> Result<Applied, EvalError> {
+    let Some((series, mint, last)) = w.take_selected() else {
+        return apply_serial(q, w, scalars, f, find_resets, counter_check);
+    };
+    let (shared, shape): (&Query<'_>, Shape) = (q, w.shape());
+    let parts = parallel::map_parts(series, |part| {
+        let mut done = Applied::new();
+        let mut run = SeriesFn::new(scalars, f, find_resets, counter_check);
+        let (mut samples, mut held) = (Vec::new(), 0);
+        for mut s in part {
+            shared.check_deadline()?;
+            window::read_series(&mut s, mint, last, &mut samples);
+            if samples.is_empty() {
+                continue;
+            }
+            held = held.max(samples.len());
+            run.run(shared, shape, s.labels, &samples, &mut done);
+        }
+        Ok::<_, EvalError>((done, held))
+    });
+    let mut done = Applied::new();
+    let mut held = 0;
+    for part in parts {
+        let (part, h) = part?;
+        held += h;
+        done.extend(part);
     }
-    q.check_deadline()?;
-    if w.is_selector() && (uniform || keeps_name) {
-        return Ok(out);
-    }
-    merge_series(out)
+    q.count_queryable(done.queryable);
+    q.charge(held + done.points)?;
+    q.samples = q.samples.saturating_sub(held + done.points);
+    Ok(done)
 }
 
 fn secs(t: i64) -> f64 {
