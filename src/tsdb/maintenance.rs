@@ -298,6 +298,7 @@ impl Db {
                             tracing::error!(error = %e, "maintenance round failed");
                         }
                     }
+                    db.inner.maintenance_rounds.fetch_add(1, Ordering::Relaxed);
                     match rx.recv_timeout(every) {
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                         _ => return,

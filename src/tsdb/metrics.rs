@@ -51,6 +51,13 @@ pub(super) fn write(out: &mut String, s: &HeadStats, wal: &WalMetrics) {
     );
     family(
         out,
+        "cairn_tsdb_maintenance_rounds_total",
+        "counter",
+        "Background maintenance rounds finished (head cut, compaction, downsampling, retention), failed ones included.",
+        s.maintenance_rounds,
+    );
+    family(
+        out,
         "cairn_tsdb_downsamplings_total",
         "counter",
         "Downsampled block copies made.",

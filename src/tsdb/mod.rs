@@ -165,6 +165,8 @@ pub struct HeadStats {
     pub compactions: u64,
     /// Maintenance rounds that failed since start.
     pub compactions_failed: u64,
+    /// Maintenance rounds finished (failed ones included) since start.
+    pub maintenance_rounds: u64,
     /// Downsampled copies made since start.
     pub downsamplings: u64,
     /// Blocks deleted by retention since start.
@@ -183,6 +185,7 @@ struct DbInner {
     head_blocks_written: AtomicU64,
     compactions: AtomicU64,
     compactions_failed: AtomicU64,
+    maintenance_rounds: AtomicU64,
     downsamplings: AtomicU64,
     retention_deletions: AtomicU64,
     /// Open blocks, sorted by min time.
@@ -266,6 +269,7 @@ impl Db {
                 head_blocks_written: AtomicU64::new(0),
                 compactions: AtomicU64::new(0),
                 compactions_failed: AtomicU64::new(0),
+                maintenance_rounds: AtomicU64::new(0),
                 downsamplings: AtomicU64::new(0),
                 retention_deletions: AtomicU64::new(0),
                 blocks: RwLock::new(blocks),
@@ -307,6 +311,7 @@ impl Db {
             head_blocks_written: load(&self.inner.head_blocks_written),
             compactions: load(&self.inner.compactions),
             compactions_failed: load(&self.inner.compactions_failed),
+            maintenance_rounds: load(&self.inner.maintenance_rounds),
             downsamplings: load(&self.inner.downsamplings),
             retention_deletions: load(&self.inner.retention_deletions),
             blocks_bytes: self
