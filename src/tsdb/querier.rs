@@ -450,6 +450,41 @@ mod tests {
         assert_eq!(samples(&mut got[n + 15]), [(3, 4.0)]);
     }
 
+    /// Batches give the same samples as single steps, and stop where another source
+    /// takes over.
+    #[test]
+    fn batches_read_like_single_steps() {
+        let a: Vec<(i64, f64)> = (0..100).map(|t| (t, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (90..200).step_by(3).map(|t| (t, 2.0)).collect();
+        let mut one = MergeIterator::new(vec![it(&a), it(&b)]);
+        let want = drain(&mut one);
+        let mut m = MergeIterator::new(vec![it(&a), it(&b)]);
+        assert_eq!(m.seek(5).map(|s| s.t), Some(5));
+        let mut got = vec![Sample { t: 5, v: 1.0 }];
+        let mut calls = 0;
+        while m.next_batch(&mut got) > 0 {
+            calls += 1;
+        }
+        let got: Vec<(i64, f64)> = got.iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(got, want[5..]);
+        // The first source's run up to 90 comes in one batch, not 85.
+        assert!(calls < 30, "{calls} batches");
+        assert_eq!(m.next(), None);
+    }
+
+    #[test]
+    fn newest_in_prefers_the_latest_then_the_first_source() {
+        let mut m = MergeIterator::new(vec![
+            it(&[(1, 1.0), (10, 1.0)]),
+            it(&[(5, 2.0), (10, 2.0), (12, 2.0)]),
+        ]);
+        assert_eq!(m.newest_in(0, 11).map(|s| (s.t, s.v)), Some((10, 1.0)));
+        let mut m = MergeIterator::new(vec![it(&[(1, 1.0)]), it(&[(5, 2.0), (12, 2.0)])]);
+        assert_eq!(m.newest_in(2, 20).map(|s| (s.t, s.v)), Some((12, 2.0)));
+        let mut m = MergeIterator::new(vec![it(&[(1, 1.0)]), it(&[(5, 2.0)])]);
+        assert_eq!(m.newest_in(6, 20), None);
+    }
+
     #[test]
     fn seek_never_goes_back() {
         let mut m = MergeIterator::new(vec![

@@ -946,6 +946,54 @@ mod tests {
         assert!(drain(&mut iter_over(0, 0, 10)).is_empty());
     }
 
+    /// A select's iterator knows its series' newest sample from the open chunk; an
+    /// iterator without it reads. Both answer the same for every range.
+    #[test]
+    fn newest_in_answers_from_memory_like_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        let mut app = db.appender();
+        let l = Labels::from_pairs([("__name__", "m")]);
+        for k in 0..300 {
+            app.append(&l, k * 10, k as f64).unwrap();
+        }
+        app.commit().unwrap();
+        let select = |mint, maxt| {
+            let q = db.querier(mint, maxt).unwrap();
+            let mut sel = q.select(&[Matcher::equal("__name__", "m")]).unwrap();
+            sel.pop().map(|s| s.samples)
+        };
+        for (mint, maxt) in [
+            (0, 5000),
+            (2000, 2990),
+            (2995, 9000),
+            (0, 1234),
+            (3000, 4000),
+        ] {
+            let Some(mut fast) = select(mint, maxt) else {
+                continue;
+            };
+            let mut slow = select(mint, maxt).unwrap();
+            for (a, b) in [
+                (mint, maxt),
+                (mint + 5, maxt - 5),
+                (2985, 2995),
+                (3000, 9000),
+            ] {
+                let got = select(mint, maxt).unwrap().newest_in(a, b);
+                let want = crate::storage::read_newest_in(&mut *select(mint, maxt).unwrap(), a, b);
+                assert_eq!(got, want, "[{mint}, {maxt}] asked [{a}, {b}]");
+            }
+            // Afterwards the iterator is past everything in range.
+            if fast.newest_in(mint, maxt).is_some_and(|s| s.t == 2990) {
+                assert_eq!(fast.next(), None);
+            }
+            let mut batch = Vec::new();
+            while slow.next_batch(&mut batch) > 0 {}
+            assert_eq!(batch.last().map(|s| s.t), Some(maxt.min(2990) / 10 * 10));
+        }
+    }
+
     #[test]
     fn seek_skips_chunks_and_never_goes_back() {
         let mut it = iter_over(300, 0, i64::MAX);
