@@ -6,7 +6,8 @@
 //! a day of 10k counter/gauge series at 15 s, and the mmap chunk read path against
 //! reading each chunk into memory with `pread`. Compaction: samples/s merged (chunks
 //! copied, and overlapping blocks decoded and merged), and downsampling throughput (raw
-//! to 5m, 5m to 1h).
+//! to 5m, 5m to 1h). Merged reads: a day of one series from a block and the head,
+//! sample by sample against a chunk at a time.
 //!
 //! `cargo bench --bench tsdb -- --warm-up-time 1 --measurement-time 3`
 //! (`CAIRN_BENCH_SERIES=100000` shrinks the 1M-series figures for a quick run;
@@ -637,6 +638,7 @@ fn main() {
     bench_replay_series(&mut c);
     bench_block_read(&mut c);
     bench_compact(&mut c);
+    bench_merge_read(&mut c);
     c.final_summary();
 }
 
@@ -684,4 +686,79 @@ fn heap_figures() {
             },
         );
     }
+}
+
+/// A source that hands out 120-sample chunks, as the head and block iterators do.
+struct Chunked {
+    samples: Vec<Sample>,
+    pos: usize,
+}
+
+impl cairn::storage::SampleIterator for Chunked {
+    fn next(&mut self) -> Option<Sample> {
+        let s = self.samples.get(self.pos).copied();
+        self.pos += usize::from(s.is_some());
+        s
+    }
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let from = self.pos.saturating_sub(1);
+        self.pos = from + self.samples[from..].partition_point(|s| s.t < t);
+        self.next()
+    }
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        let end = (self.pos + 120).min(self.samples.len());
+        out.extend_from_slice(&self.samples[self.pos..end]);
+        let n = end - self.pos;
+        self.pos = end;
+        n
+    }
+}
+
+fn bench_merge_read(c: &mut Criterion) {
+    use cairn::storage::SampleIterator;
+    use cairn::tsdb::querier::MergeIterator;
+    // A day at 15 s: 22 h in a block, the last 2 h in the head.
+    let all: Vec<Sample> = (0..5760)
+        .map(|i| Sample {
+            t: i * 15_000,
+            v: i as f64,
+        })
+        .collect();
+    let merged = || {
+        let src = |r: std::ops::Range<usize>| -> Box<dyn SampleIterator> {
+            Box::new(Chunked {
+                samples: all[r].to_vec(),
+                pos: 0,
+            })
+        };
+        MergeIterator::new(vec![src(0..5280), src(5280..5760)])
+    };
+    let mut g = c.benchmark_group("merge_read");
+    g.throughput(Throughput::Elements(all.len() as u64));
+    g.bench_function("next_per_sample", |b| {
+        b.iter_batched(
+            merged,
+            |mut m| {
+                let mut sum = 0.0;
+                while let Some(s) = m.next() {
+                    sum += s.v;
+                }
+                black_box(sum)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("next_batch", |b| {
+        let mut buf = Vec::with_capacity(all.len());
+        b.iter_batched(
+            merged,
+            |mut m| {
+                buf.clear();
+                while m.next_batch(&mut buf) > 0 {}
+                black_box(buf.iter().map(|s| s.v).sum::<f64>())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
 }

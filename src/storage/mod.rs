@@ -63,6 +63,47 @@ pub trait SampleIterator: Send {
     /// Advances to the first sample with timestamp `>= t` and returns it. Never moves
     /// backwards: seeking to a time before the current sample returns the current one.
     fn seek(&mut self, t: i64) -> Option<Sample>;
+
+    /// Appends the samples that follow the current one to `out`, at least one unless the
+    /// series has ended, and returns how many it appended; the last of them becomes the
+    /// current sample. Iterators that decode a chunk at a time hand out the rest of it in
+    /// one call, so a reader pays one dynamic call per chunk rather than per sample.
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        match self.next() {
+            Some(s) => {
+                out.push(s);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// The newest sample in `[mint, maxt]` among those not read yet, for a reader that
+    /// wants that one sample and nothing after it (an instant query's selector). It
+    /// leaves the iterator anywhere past the answer: read nothing more from it. A head
+    /// series answers from the sample it holds in memory when that is the newest in
+    /// range, decoding nothing.
+    fn newest_in(&mut self, mint: i64, maxt: i64) -> Option<Sample> {
+        read_newest_in(self, mint, maxt)
+    }
+}
+
+/// [`SampleIterator::newest_in`] by reading: a seek to `mint`, then every sample up to
+/// `maxt`. For iterators whose shortcut does not apply.
+pub fn read_newest_in<I: SampleIterator + ?Sized>(
+    it: &mut I,
+    mint: i64,
+    maxt: i64,
+) -> Option<Sample> {
+    let mut newest = None;
+    let mut next = it.seek(mint);
+    while let Some(s) = next
+        && s.t <= maxt
+    {
+        newest = Some(s);
+        next = it.next();
+    }
+    newest
 }
 
 /// One series returned by a select: its labels and its samples within the range asked.
@@ -147,6 +188,28 @@ impl SampleIterator for RawAsAggregate {
         match self.aggregate.of_raw(s.v) {
             Some(v) => Some(Sample { t: s.t, v }),
             None => self.next(),
+        }
+    }
+
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        loop {
+            let from = out.len();
+            if self.inner.next_batch(out) == 0 {
+                return 0;
+            }
+            // Map the new samples in place, dropping those the aggregate leaves out.
+            let mut kept = from;
+            for i in from..out.len() {
+                let s = out[i];
+                if let Some(v) = self.aggregate.of_raw(s.v) {
+                    out[kept] = Sample { t: s.t, v };
+                    kept += 1;
+                }
+            }
+            out.truncate(kept);
+            if kept > from {
+                return kept - from;
+            }
         }
     }
 }
@@ -237,6 +300,13 @@ impl SampleIterator for VecSampleIterator {
         let off = self.samples[from..].partition_point(|s| s.t < t);
         self.pos = from + off;
         self.next()
+    }
+
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        let rest = self.samples.get(self.pos..).unwrap_or(&[]);
+        out.extend_from_slice(rest);
+        self.pos = self.samples.len();
+        rest.len()
     }
 }
 

@@ -7,7 +7,6 @@
 
 use crate::model::{Matcher, Sample};
 use crate::storage::{Aggregate, Querier, SampleIterator, Series, StorageError};
-use std::cmp::Ordering;
 
 pub struct MergeQuerier {
     parts: Vec<Box<dyn Querier>>,
@@ -141,54 +140,102 @@ fn merge_series(mut all: Vec<Series>) -> Vec<Series> {
 /// Merges sample iterators by timestamp; equal timestamps yield the first iterator's
 /// sample once and advance the others past it.
 pub struct MergeIterator {
-    its: Vec<Box<dyn SampleIterator>>,
-    heads: Vec<Option<Sample>>,
+    sources: Vec<Source>,
     started: bool,
     cur: Option<Sample>,
-    /// The iterator that gave the last sample, and the earliest head of all the others
-    /// then: while that iterator's samples stay before it, they come out without a scan
+    /// The source that gave the last sample, and the earliest head of all the others
+    /// then: while that source's samples stay before it, they come out without a scan
     /// of the others. Sources are mostly disjoint in time (blocks, then the head), so
     /// nearly every sample takes this path.
     lead: Option<(usize, i64)>,
 }
 
+/// One merged iterator with the samples it handed out in its last batch: the merge
+/// reads each source a chunk at a time, so a sample costs no dynamic call.
+struct Source {
+    it: Box<dyn SampleIterator>,
+    buf: Vec<Sample>,
+    /// The source's head sample is `buf[pos]`.
+    pos: usize,
+    ended: bool,
+}
+
+impl Source {
+    /// The earliest sample not taken yet.
+    #[inline]
+    fn peek(&mut self) -> Option<Sample> {
+        if let Some(&s) = self.buf.get(self.pos) {
+            return Some(s);
+        }
+        self.refill()
+    }
+
+    #[cold]
+    fn refill(&mut self) -> Option<Sample> {
+        self.buf.clear();
+        self.pos = 0;
+        if self.ended || self.it.next_batch(&mut self.buf) == 0 {
+            self.ended = true;
+            return None;
+        }
+        self.buf.first().copied()
+    }
+
+    /// Moves to the first sample at or after `t`. Only for a source never read, or
+    /// whose head is before `t` (so the iterator itself stands before `t` too).
+    fn seek(&mut self, t: i64) {
+        let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+        if rest.last().is_some_and(|s| s.t >= t) {
+            self.pos += rest.partition_point(|s| s.t < t);
+            return;
+        }
+        self.buf.clear();
+        self.pos = 0;
+        if self.ended {
+            return;
+        }
+        match self.it.seek(t) {
+            Some(s) => self.buf.push(s),
+            None => self.ended = true,
+        }
+    }
+}
+
 impl MergeIterator {
     pub fn new(its: Vec<Box<dyn SampleIterator>>) -> Self {
-        let heads = vec![None; its.len()];
         MergeIterator {
-            its,
-            heads,
+            sources: its
+                .into_iter()
+                .map(|it| Source {
+                    it,
+                    buf: Vec::new(),
+                    pos: 0,
+                    ended: false,
+                })
+                .collect(),
             started: false,
             cur: None,
             lead: None,
         }
     }
 
-    fn start(&mut self) {
-        if !self.started {
-            self.started = true;
-            for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
-                *h = it.next();
-            }
-        }
-    }
-
-    /// Takes the earliest head sample, advancing every iterator that holds it.
+    /// Takes the earliest head sample, advancing every source that holds it.
     fn pop(&mut self) -> Option<Sample> {
+        self.started = true;
         if let Some((i, bound)) = self.lead
-            && let Some(h) = self.heads[i]
+            && let Some(h) = self.sources[i].peek()
             && h.t < bound
         {
-            self.heads[i] = self.its[i].next();
+            self.sources[i].pos += 1;
             self.cur = Some(h);
             return self.cur;
         }
         let mut best: Option<(usize, Sample)> = None;
-        for (i, h) in self.heads.iter().enumerate() {
-            if let Some(h) = h
-                && best.is_none_or(|(_, b)| h.t.cmp(&b.t) == Ordering::Less)
+        for (i, src) in self.sources.iter_mut().enumerate() {
+            if let Some(h) = src.peek()
+                && best.is_none_or(|(_, b)| h.t < b.t)
             {
-                best = Some((i, *h));
+                best = Some((i, h));
             }
         }
         let Some((lead, b)) = best else {
@@ -196,12 +243,12 @@ impl MergeIterator {
             return None;
         };
         let mut bound = i64::MAX;
-        for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
+        for (i, src) in self.sources.iter_mut().enumerate() {
+            let mut h = src.peek();
             if h.is_some_and(|s| s.t == b.t) {
-                *h = it.next();
+                src.pos += 1;
+                h = src.peek();
             }
-        }
-        for (i, h) in self.heads.iter().enumerate() {
             if i != lead
                 && let Some(h) = h
             {
@@ -216,7 +263,6 @@ impl MergeIterator {
 
 impl SampleIterator for MergeIterator {
     fn next(&mut self) -> Option<Sample> {
-        self.start();
         self.pop()
     }
 
@@ -227,18 +273,59 @@ impl SampleIterator for MergeIterator {
             return Some(c);
         }
         if !self.started {
-            self.started = true;
-            for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
-                *h = it.seek(t);
+            // A source never read seeks itself, skipping chunks it would decode.
+            for src in &mut self.sources {
+                src.seek(t);
             }
         } else {
-            for (h, it) in self.heads.iter_mut().zip(&mut self.its) {
-                if h.is_some_and(|s| s.t < t) {
-                    *h = it.seek(t);
+            for src in &mut self.sources {
+                if src.peek().is_some_and(|s| s.t < t) {
+                    src.seek(t);
                 }
             }
         }
         self.pop()
+    }
+
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        let Some(first) = self.pop() else {
+            return 0;
+        };
+        out.push(first);
+        // The rest of the lead source's batch that stays before every other source.
+        let Some((i, bound)) = self.lead else {
+            return 1;
+        };
+        let src = &mut self.sources[i];
+        let rest = src.buf.get(src.pos..).unwrap_or(&[]);
+        let k = rest.partition_point(|s| s.t < bound);
+        if k > 0 {
+            out.extend_from_slice(&rest[..k]);
+            self.cur = Some(rest[k - 1]);
+            src.pos += k;
+        }
+        1 + k
+    }
+
+    fn newest_in(&mut self, mint: i64, maxt: i64) -> Option<Sample> {
+        if self.started {
+            return crate::storage::read_newest_in(self, mint, maxt);
+        }
+        // Each source's newest; the latest wins, the earliest source on a tie.
+        let mut best: Option<Sample> = None;
+        for src in &mut self.sources {
+            if let Some(s) = src.it.newest_in(mint, maxt)
+                && best.is_none_or(|b| s.t > b.t)
+            {
+                best = Some(s);
+            }
+        }
+        self.started = true;
+        for src in &mut self.sources {
+            src.ended = true;
+        }
+        self.cur = best;
+        best
     }
 }
 
@@ -361,6 +448,41 @@ mod tests {
         assert_eq!(samples(&mut got[0]), [(1, 1.0), (2, 3.0)]);
         assert_eq!(samples(&mut got[n + 5]), [(1, 2.0), (3, 4.0)]);
         assert_eq!(samples(&mut got[n + 15]), [(3, 4.0)]);
+    }
+
+    /// Batches give the same samples as single steps, and stop where another source
+    /// takes over.
+    #[test]
+    fn batches_read_like_single_steps() {
+        let a: Vec<(i64, f64)> = (0..100).map(|t| (t, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (90..200).step_by(3).map(|t| (t, 2.0)).collect();
+        let mut one = MergeIterator::new(vec![it(&a), it(&b)]);
+        let want = drain(&mut one);
+        let mut m = MergeIterator::new(vec![it(&a), it(&b)]);
+        assert_eq!(m.seek(5).map(|s| s.t), Some(5));
+        let mut got = vec![Sample { t: 5, v: 1.0 }];
+        let mut calls = 0;
+        while m.next_batch(&mut got) > 0 {
+            calls += 1;
+        }
+        let got: Vec<(i64, f64)> = got.iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(got, want[5..]);
+        // The first source's run up to 90 comes in one batch, not 85.
+        assert!(calls < 30, "{calls} batches");
+        assert_eq!(m.next(), None);
+    }
+
+    #[test]
+    fn newest_in_prefers_the_latest_then_the_first_source() {
+        let mut m = MergeIterator::new(vec![
+            it(&[(1, 1.0), (10, 1.0)]),
+            it(&[(5, 2.0), (10, 2.0), (12, 2.0)]),
+        ]);
+        assert_eq!(m.newest_in(0, 11).map(|s| (s.t, s.v)), Some((10, 1.0)));
+        let mut m = MergeIterator::new(vec![it(&[(1, 1.0)]), it(&[(5, 2.0), (12, 2.0)])]);
+        assert_eq!(m.newest_in(2, 20).map(|s| (s.t, s.v)), Some((12, 2.0)));
+        let mut m = MergeIterator::new(vec![it(&[(1, 1.0)]), it(&[(5, 2.0)])]);
+        assert_eq!(m.newest_in(6, 20), None);
     }
 
     #[test]

@@ -506,17 +506,28 @@ pub(super) fn eval_vector_selector(
         let mut out = Vec::with_capacity(part.len());
         // Reused across series; each series' points are copied out at their exact size.
         let mut points = Vec::new();
+        let mut read_ahead = Vec::new();
         for series in part {
             shared.check_deadline()?;
-            let mut cursor = LookbackCursor::new(series.samples);
+            let mut cursor = LookbackCursor::new(series.samples, std::mem::take(&mut read_ahead));
             points.clear();
-            for t in shared.times() {
-                let r = shared.ref_time(t, vs.at, offset);
-                if let Some(s) = cursor.sample_at(r, shared.lookback) {
+            if shared.steps == 1 {
+                // One lookup: the storage may know the newest sample without reading.
+                let r = shared.ref_time(shared.start, vs.at, offset);
+                if let Some(s) = cursor.only_sample_at(r, shared.lookback) {
                     let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
-                    points.push(Sample { t, v });
+                    points.push(Sample { t: shared.start, v });
+                }
+            } else {
+                for t in shared.times() {
+                    let r = shared.ref_time(t, vs.at, offset);
+                    if let Some(s) = cursor.sample_at(r, shared.lookback) {
+                        let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                        points.push(Sample { t, v });
+                    }
                 }
             }
+            read_ahead = cursor.into_buffer();
             if !points.is_empty() {
                 out.push((series.labels, points.to_vec()));
             }
@@ -541,8 +552,9 @@ pub(super) fn eval_vector_selector(
 }
 
 /// Answers "the newest sample in `(r - window, r]`" for non-decreasing `r`, reading one
-/// series' samples once, forward only. Long gaps are skipped with `seek`, so a sparse
-/// range query over a long series does not decode what it does not need.
+/// series' samples once, forward only, a chunk's worth at a time. Long gaps are skipped
+/// with `seek`, so a sparse range query over a long series does not decode what it does
+/// not need.
 struct LookbackCursor {
     it: Box<dyn SampleIterator>,
     started: bool,
@@ -550,39 +562,85 @@ struct LookbackCursor {
     prev: Option<Sample>,
     /// First sample after the last `r`; `None` with `started` means the series ended.
     next: Option<Sample>,
+    /// Samples read after `next`, from `pos` on; the iterator stands at the last one.
+    ahead: Vec<Sample>,
+    pos: usize,
 }
 
 impl LookbackCursor {
-    fn new(it: Box<dyn SampleIterator>) -> Self {
+    /// A cursor over `it`, reading ahead into `buffer` (a spare one, reused).
+    fn new(it: Box<dyn SampleIterator>, mut buffer: Vec<Sample>) -> Self {
+        buffer.clear();
         LookbackCursor {
             it,
             started: false,
             prev: None,
             next: None,
+            ahead: buffer,
+            pos: 0,
         }
+    }
+
+    fn into_buffer(self) -> Vec<Sample> {
+        self.ahead
+    }
+
+    #[inline]
+    fn read(&mut self) -> Option<Sample> {
+        if let Some(&s) = self.ahead.get(self.pos) {
+            self.pos += 1;
+            return Some(s);
+        }
+        self.ahead.clear();
+        self.pos = 0;
+        if self.it.next_batch(&mut self.ahead) == 0 {
+            return None;
+        }
+        self.pos = 1;
+        self.ahead.first().copied()
+    }
+
+    /// The first sample at or after `t`; the samples before it are all older than `t`.
+    fn seek(&mut self, t: i64) -> Option<Sample> {
+        let rest = self.ahead.get(self.pos..).unwrap_or(&[]);
+        if rest.last().is_some_and(|s| s.t >= t) {
+            self.pos += rest.partition_point(|s| s.t < t);
+            return self.read();
+        }
+        self.ahead.clear();
+        self.pos = 0;
+        self.it.seek(t)
     }
 
     fn sample_at(&mut self, r: i64, window: i64) -> Option<Sample> {
         let low = r.saturating_sub(window); // exclusive
         if !self.started {
             self.started = true;
-            self.next = self.it.seek(low.saturating_add(1));
+            self.next = self.seek(low.saturating_add(1));
         } else if self.next.is_some_and(|s| s.t <= low) {
             // Everything buffered is too old: jump instead of stepping.
             self.prev = None;
-            self.next = self.it.seek(low.saturating_add(1));
+            self.next = self.seek(low.saturating_add(1));
         }
         while let Some(s) = self.next {
             if s.t > r {
                 break;
             }
             self.prev = Some(s);
-            self.next = self.it.next();
+            self.next = self.read();
         }
         match self.prev {
             Some(s) if s.t > low && !is_stale_nan(s.v) => Some(s),
             _ => None,
         }
+    }
+
+    /// [`LookbackCursor::sample_at`] for a cursor asked only this once.
+    fn only_sample_at(&mut self, r: i64, window: i64) -> Option<Sample> {
+        let low = r.saturating_sub(window);
+        self.started = true;
+        let s = self.it.newest_in(low.saturating_add(1), r)?;
+        (!is_stale_nan(s.v)).then_some(s)
     }
 }
 

@@ -184,15 +184,37 @@ impl Shape {
 /// leaving out staleness markers, which no range function sees.
 pub(super) fn read_series(s: &mut storage::Series, mint: i64, last: i64, buf: &mut Vec<Sample>) {
     buf.clear();
-    let mut next = s.samples.seek(mint);
-    while let Some(sample) = next {
-        if sample.t > last {
-            break;
+    let Some(first) = s.samples.seek(mint) else {
+        return;
+    };
+    if first.t > last {
+        return;
+    }
+    if first.t >= mint && !is_stale_nan(first.v) {
+        buf.push(first);
+    }
+    // A chunk's worth at a time: one dynamic call per chunk, not per sample.
+    loop {
+        let from = buf.len();
+        if s.samples.next_batch(buf) == 0 {
+            return;
         }
-        if sample.t >= mint && !is_stale_nan(sample.v) {
-            buf.push(sample);
+        let end = from + buf[from..].partition_point(|x| x.t <= last);
+        let past_last = end < buf.len();
+        buf.truncate(end);
+        if buf[from..].iter().any(|x| is_stale_nan(x.v)) {
+            let mut kept = from;
+            for i in from..end {
+                if !is_stale_nan(buf[i].v) {
+                    buf[kept] = buf[i];
+                    kept += 1;
+                }
+            }
+            buf.truncate(kept);
         }
-        next = s.samples.next();
+        if past_last {
+            return;
+        }
     }
 }
 

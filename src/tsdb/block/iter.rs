@@ -177,4 +177,20 @@ impl SampleIterator for BlockSeriesIterator {
         self.pos += rest.partition_point(|s| s.t < t);
         self.next()
     }
+
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        loop {
+            if let Some(rest) = self.buf.get(self.pos..)
+                && let Some(&last) = rest.last()
+            {
+                out.extend_from_slice(rest);
+                self.pos = self.buf.len();
+                self.cur = Some(last);
+                return rest.len();
+            }
+            if !self.load(self.next_idx()) {
+                return 0;
+            }
+        }
+    }
 }

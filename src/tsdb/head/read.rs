@@ -266,6 +266,8 @@ struct SnapshotBuilder<'h> {
 /// or the snapshot's buffer of open chunks.
 struct SnapChunk {
     maxt: i64,
+    /// The value of the sample at `maxt`, for an open chunk (which keeps it in memory).
+    last_v: Option<f64>,
     data: ChunkBytes,
     start: u32,
     end: u32,
@@ -295,12 +297,13 @@ impl<'h> SnapshotBuilder<'h> {
             let end = c.data.len() as u32;
             self.chunks.push(SnapChunk {
                 maxt: c.maxt,
+                last_v: None,
                 data: c.data,
                 start: 0,
                 end,
             });
         }
-        if let (Some(hmin), Some((hmax, _))) = (s.head.first_t(), s.head.last())
+        if let (Some(hmin), Some((hmax, last_v))) = (s.head.first_t(), s.head.last())
             && hmin <= maxt
             && hmax >= mint
         {
@@ -309,6 +312,7 @@ impl<'h> SnapshotBuilder<'h> {
             self.opened.push(self.chunks.len());
             self.chunks.push(SnapChunk {
                 maxt: hmax,
+                last_v: Some(f64::from_bits(last_v)),
                 data: self.placeholder.clone(),
                 start,
                 end: self.open.len() as u32,
@@ -354,6 +358,14 @@ impl ChunkSet for SnapshotChunks {
         }
         let c = &self.snap.chunks[self.first + i];
         c.data.get(c.start as usize..c.end as usize).unwrap_or(&[])
+    }
+    #[inline]
+    fn newest(&self) -> Option<Sample> {
+        let c = &self.snap.chunks[self.first + self.len.checked_sub(1)?];
+        Some(Sample {
+            t: c.maxt,
+            v: c.last_v?,
+        })
     }
 }
 
@@ -458,6 +470,10 @@ pub trait ChunkSet: Send {
     fn maxt(&self, i: usize) -> i64;
     /// Chunk `i`'s XOR bytes (empty if `i` is out of range).
     fn bytes(&self, i: usize) -> &[u8];
+    /// The newest sample of the last chunk, where it is known without decoding.
+    fn newest(&self) -> Option<Sample> {
+        None
+    }
 }
 
 impl ChunkSet for Vec<ClosedChunk> {
@@ -643,6 +659,44 @@ impl<S: ChunkSet> SampleIterator for ChunkSeriesIterator<S> {
         let rest = &self.buf[self.pos..];
         self.pos += rest.partition_point(|s| s.t < t);
         self.next()
+    }
+
+    fn next_batch(&mut self, out: &mut Vec<Sample>) -> usize {
+        loop {
+            if let Some(rest) = self.buf.get(self.pos..)
+                && let Some(&last) = rest.last()
+            {
+                out.extend_from_slice(rest);
+                self.pos = self.buf.len();
+                self.cur = Some(last);
+                return rest.len();
+            }
+            if !self.load(self.next_idx()) {
+                return 0;
+            }
+        }
+    }
+
+    fn newest_in(&mut self, mint: i64, maxt: i64) -> Option<Sample> {
+        // Untouched, and the series' newest sample is known: when it lies at or before
+        // both ends, it is the answer (or nothing is, if it is before both starts).
+        let fresh = !self.loaded && self.idx == 0 && self.cur.is_none();
+        if fresh
+            && self.deleted.is_empty()
+            && let Some(s) = self.chunks.newest()
+            && s.t <= maxt
+            && s.t <= self.maxt
+        {
+            // Stand at the end: nothing after the newest sample remains.
+            self.idx = self.chunks.len();
+            self.past_end = true;
+            if s.t < mint || s.t < self.mint {
+                return None;
+            }
+            self.cur = Some(s);
+            return Some(s);
+        }
+        crate::storage::read_newest_in(self, mint, maxt)
     }
 }
 
@@ -890,6 +944,54 @@ mod tests {
         assert!(it.next().is_none());
         assert!(drain(&mut iter_over(300, 5000, 6000)).is_empty());
         assert!(drain(&mut iter_over(0, 0, 10)).is_empty());
+    }
+
+    /// A select's iterator knows its series' newest sample from the open chunk; an
+    /// iterator without it reads. Both answer the same for every range.
+    #[test]
+    fn newest_in_answers_from_memory_like_reading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = open(tmp.path());
+        let mut app = db.appender();
+        let l = Labels::from_pairs([("__name__", "m")]);
+        for k in 0..300 {
+            app.append(&l, k * 10, k as f64).unwrap();
+        }
+        app.commit().unwrap();
+        let select = |mint, maxt| {
+            let q = db.querier(mint, maxt).unwrap();
+            let mut sel = q.select(&[Matcher::equal("__name__", "m")]).unwrap();
+            sel.pop().map(|s| s.samples)
+        };
+        for (mint, maxt) in [
+            (0, 5000),
+            (2000, 2990),
+            (2995, 9000),
+            (0, 1234),
+            (3000, 4000),
+        ] {
+            let Some(mut fast) = select(mint, maxt) else {
+                continue;
+            };
+            let mut slow = select(mint, maxt).unwrap();
+            for (a, b) in [
+                (mint, maxt),
+                (mint + 5, maxt - 5),
+                (2985, 2995),
+                (3000, 9000),
+            ] {
+                let got = select(mint, maxt).unwrap().newest_in(a, b);
+                let want = crate::storage::read_newest_in(&mut *select(mint, maxt).unwrap(), a, b);
+                assert_eq!(got, want, "[{mint}, {maxt}] asked [{a}, {b}]");
+            }
+            // Afterwards the iterator is past everything in range.
+            if fast.newest_in(mint, maxt).is_some_and(|s| s.t == 2990) {
+                assert_eq!(fast.next(), None);
+            }
+            let mut batch = Vec::new();
+            while slow.next_batch(&mut batch) > 0 {}
+            assert_eq!(batch.last().map(|s| s.t), Some(maxt.min(2990) / 10 * 10));
+        }
     }
 
     #[test]
