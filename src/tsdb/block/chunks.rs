@@ -467,4 +467,71 @@ mod tests {
         }
         assert!(verify_segment(&good[..good.len() - 1]).is_err());
     }
+
+    #[test]
+    fn checksum_records_cover_every_byte_of_a_long_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut w = ChunkWriter::new(tmp.path(), SEGMENT_MAX);
+        // Enough chunks for several checksum records.
+        for i in 0..600u32 {
+            w.write(&vec![i as u8; 100 + (i % 7) as usize]).unwrap();
+        }
+        w.finish().unwrap();
+        let good = std::fs::read(segment_path(tmp.path(), 1)).unwrap();
+        assert!(good.len() as u64 > 2 * CHECKSUM_SPAN);
+        assert_eq!(verify_segment(&good), Ok(600));
+        // Every record costs its length and encoding byte; checksums a few bytes.
+        let framing = good.len() - 8 - (0..600).map(|i| 100 + i % 7).sum::<usize>();
+        assert!(framing < 600 * 2 + 5 * 6, "{framing}");
+        for i in (0..good.len()).step_by(97).chain([good.len() - 1, good.len() - 6]) {
+            let mut bad = good.clone();
+            bad[i] ^= 0x01;
+            assert!(verify_segment(&bad).is_err(), "flip at {i} went unnoticed");
+        }
+        // Trailing bytes past the last checksum record fail too.
+        let mut long = good.clone();
+        long.extend_from_slice(&[1, ENC_XOR, 0]);
+        assert!(verify_segment(&long).is_err());
+    }
+
+    /// A version 1 segment as cairn wrote it before: a CRC32 after every chunk, and
+    /// shared timestamps named by the owner's offset.
+    #[test]
+    fn version_1_segments_stay_readable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| Sample {
+                t: i * 1000 + i % 3,
+                v: (i * 2) as f64,
+            })
+            .collect();
+        let mut own = Vec::new();
+        let ts = packed::PackedEncoder::new()
+            .encode(&samples, &mut own)
+            .unwrap();
+        let mut shared = Vec::new();
+        packed::share_timestamps(&own, ts, 8, &mut shared);
+        let mut seg = MAGIC.to_be_bytes().to_vec();
+        seg.extend_from_slice(&[1, 0, 0, 0]);
+        let mut refs = Vec::new();
+        for data in [&own, &shared] {
+            refs.push(chunk_ref(1, seg.len() as u32));
+            put_uvarint(&mut seg, data.len() as u64);
+            let start = seg.len();
+            seg.push(ENC_PACKED);
+            seg.extend_from_slice(data);
+            let crc = crc32fast::hash(&seg[start..]);
+            seg.extend_from_slice(&crc.to_be_bytes());
+        }
+        std::fs::write(segment_path(tmp.path(), 1), &seg).unwrap();
+        let r = ChunkReader::open(tmp.path()).unwrap();
+        for rf in refs {
+            let mut out = Vec::new();
+            assert!(r.decode_ref(rf, &mut out));
+            assert_eq!(out, samples);
+        }
+        let mut bad = seg.clone();
+        bad[12] ^= 0x40;
+        assert!(verify_segment(&bad).is_err());
+    }
 }

@@ -38,6 +38,16 @@ pub struct ChunkMeta {
 
 /// Writes the index for `series`, which must be sorted by labels and unique.
 pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), BlockError> {
+    write_version(path, series, VERSION_2)
+}
+
+/// [`write`] in the format of `version` (1 only for tests that old indexes stay
+/// readable).
+fn write_version(
+    path: &Path,
+    series: &[(Labels, Vec<ChunkMeta>)],
+    version: u8,
+) -> Result<(), BlockError> {
     if series.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(BlockError::Corrupt(
             "index series not sorted and unique".into(),
@@ -70,7 +80,9 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
         .min()
         .unwrap_or(0);
     let mut body = Vec::new();
-    put_varint(&mut body, base);
+    if version == VERSION_2 {
+        put_varint(&mut body, base);
+    }
     let mut offsets = Vec::with_capacity(series.len() * 4 + 4);
     offsets.extend_from_slice(&(series.len() as u32).to_be_bytes());
     let mut postings = BTreeMap::<(u32, u32), RoaringBitmap>::new();
@@ -91,6 +103,12 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
             // Chunks are written series by series in this order, so a series' refs
             // are a few hundred bytes apart and its times close to the block's start.
             match prev {
+                _ if version == VERSION_1 => {
+                    let base = prev.map_or(0, |p| p.maxt);
+                    put_varint(&mut body, c.mint.wrapping_sub(base));
+                    put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
+                    put_uvarint(&mut body, c.r);
+                }
                 None => {
                     put_uvarint(&mut body, c.mint.wrapping_sub(base) as u64);
                     put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
@@ -123,7 +141,7 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
         HEADER_LEN + symbols.len() + body.len() + offsets.len() + post.len() + table.len() + 64,
     );
     out.extend_from_slice(&MAGIC.to_be_bytes());
-    out.extend_from_slice(&[VERSION_2, 0, 0, 0]);
+    out.extend_from_slice(&[version, 0, 0, 0]);
     let mut toc = Vec::with_capacity(TOC_LEN);
     for sec in [&symbols, &body, &offsets, &post, &table] {
         toc.extend_from_slice(&(out.len() as u64).to_be_bytes());
@@ -578,6 +596,50 @@ mod tests {
         assert_eq!(names(&ix, &[m("job", NotRegex, "api.*")]), [0, 4]);
         assert_eq!(names(&ix, &[m("path", Regex, ".+")]), [1, 2, 3]);
         assert!(names(&ix, &[m("nope", Equal, "x")]).is_empty());
+    }
+
+    #[test]
+    fn version_1_reads_and_version_2_is_shorter() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Refs that step back (another segment's chunk) and far forward, times
+        // around the epoch and far from it.
+        let series: Vec<(Labels, Vec<ChunkMeta>)> = (0..50)
+            .map(|i: i64| {
+                let chunks = (0..3)
+                    .map(|k: i64| ChunkMeta {
+                        mint: 1_700_000_000_000 + i * 7 + k * 7_200_000,
+                        maxt: 1_700_000_000_000 + i * 7 + k * 7_200_000 + 7_000_000,
+                        r: match k {
+                            0 => (2 << 32) | (8 + 300 * i as u64),
+                            1 => (1 << 32) | 8,
+                            _ => (5 << 32) | 0xffff_fff0,
+                        },
+                    })
+                    .collect();
+                (lbls(&[("i", &format!("{i:03}"))]), chunks)
+            })
+            .chain([(
+                lbls(&[("i", "zzz")]),
+                vec![ChunkMeta {
+                    mint: -10,
+                    maxt: i64::MAX,
+                    r: 0,
+                }],
+            )])
+            .collect();
+        let mut sizes = Vec::new();
+        for version in [VERSION_1, VERSION_2] {
+            let p = tmp.path().join(format!("index{version}"));
+            write_version(&p, &series, version).unwrap();
+            sizes.push(std::fs::metadata(&p).unwrap().len());
+            let ix = IndexReader::open(&p).unwrap();
+            let (mut l, mut c) = (Vec::new(), Vec::new());
+            for (ord, (_, chunks)) in series.iter().enumerate() {
+                assert!(ix.series(ord as u32, &mut l, &mut c), "v{version} {ord}");
+                assert_eq!(&c, chunks, "v{version} {ord}");
+            }
+        }
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
     }
 
     #[test]
