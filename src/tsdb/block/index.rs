@@ -128,7 +128,10 @@ fn write_version(
     let mut post = Vec::new();
     let mut table = Vec::new();
     put_uvarint(&mut table, postings.len() as u64);
-    for ((n, v), bm) in &postings {
+    for ((n, v), bm) in &mut postings {
+        // Run containers: series are numbered in label order, so a metric name's or
+        // a job's series are one run of ordinals (4 bytes instead of 2 per series).
+        bm.optimize();
         let off = post.len();
         bm.serialize_into(&mut post)?;
         put_uvarint(&mut table, u64::from(*n));
