@@ -15,7 +15,9 @@ mod loadgen;
 
 use cairn::model::{Labels, Sample};
 use cairn::tsdb::block::chunks::ENC_XOR;
-use cairn::tsdb::block::{Block, BlockCompaction, BlockMeta, BlockStats, BlockWriter, META_VERSION};
+use cairn::tsdb::block::{
+    Block, BlockCompaction, BlockMeta, BlockStats, BlockWriter, META_VERSION,
+};
 use cairn::tsdb::chunkenc::{PackedEncoder, XorAppender, XorDecoder, packed};
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;

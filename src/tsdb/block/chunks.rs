@@ -124,7 +124,9 @@ impl ChunkWriter {
     /// Appends one chunk of encoding `enc` and returns its ref.
     pub fn write_enc(&mut self, enc: u8, data: &[u8]) -> Result<u64, BlockError> {
         if enc == ENC_CHECKSUM {
-            return Err(BlockError::Corrupt("chunk with the checksum encoding".into()));
+            return Err(BlockError::Corrupt(
+                "chunk with the checksum encoding".into(),
+            ));
         }
         if self.segment_for(data.len()) != self.seq {
             self.cut()?;
@@ -133,8 +135,8 @@ impl ChunkWriter {
         let Some(f) = self.file.as_mut() else {
             return Err(BlockError::Corrupt("chunk segment not open".into()));
         };
-        let offset =
-            u32::try_from(f.len).map_err(|_| BlockError::Corrupt("chunk segment over 4 GiB".into()))?;
+        let offset = u32::try_from(f.len)
+            .map_err(|_| BlockError::Corrupt("chunk segment over 4 GiB".into()))?;
         self.scratch.clear();
         put_uvarint(&mut self.scratch, data.len() as u64);
         self.scratch.push(enc);
@@ -404,8 +406,7 @@ fn check_segment(d: &[u8]) -> Result<CheckedSegment, String> {
                 None => owners.push(u32::try_from(at).map_err(|_| "segment over 4 GiB")?),
                 Some(r) if v2 && r < owners.len() as u64 => {}
                 Some(r)
-                    if !v2
-                        && u32::try_from(r).is_ok_and(|r| owners.binary_search(&r).is_ok()) => {}
+                    if !v2 && u32::try_from(r).is_ok_and(|r| owners.binary_search(&r).is_ok()) => {}
                 Some(r) => {
                     return Err(format!(
                         "chunk at {at}: timestamps of {r}, not an earlier packed chunk"
@@ -483,7 +484,10 @@ mod tests {
         // Every record costs its length and encoding byte; checksums a few bytes.
         let framing = good.len() - 8 - (0..600).map(|i| 100 + i % 7).sum::<usize>();
         assert!(framing < 600 * 2 + 5 * 6, "{framing}");
-        for i in (0..good.len()).step_by(97).chain([good.len() - 1, good.len() - 6]) {
+        for i in (0..good.len())
+            .step_by(97)
+            .chain([good.len() - 1, good.len() - 6])
+        {
             let mut bad = good.clone();
             bad[i] ^= 0x01;
             assert!(verify_segment(&bad).is_err(), "flip at {i} went unnoticed");
