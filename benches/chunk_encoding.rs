@@ -15,7 +15,9 @@ mod loadgen;
 
 use cairn::model::{Labels, Sample};
 use cairn::tsdb::block::chunks::ENC_XOR;
-use cairn::tsdb::block::{BlockCompaction, BlockMeta, BlockStats, BlockWriter, META_VERSION};
+use cairn::tsdb::block::{
+    Block, BlockCompaction, BlockMeta, BlockStats, BlockWriter, META_VERSION,
+};
 use cairn::tsdb::chunkenc::{PackedEncoder, XorAppender, XorDecoder, packed};
 use criterion::{Criterion, Throughput};
 use std::hint::black_box;
@@ -52,6 +54,19 @@ fn history(instances: usize, series: usize, hours: i64) -> Vec<(Labels, Vec<Samp
 /// Writes `series` over `[from, to)` as one block in `dir`, XOR chunks of 120 samples
 /// (`xor`) or as the block writer chooses, and returns its bytes on disk.
 fn block_bytes(dir: &Path, series: &[(Labels, Vec<Sample>)], from: i64, to: i64, xor: bool) -> u64 {
+    block_parts(dir, series, from, to, xor).iter().sum()
+}
+
+/// [`block_bytes`] in parts: index, chunk data, chunk framing (segment headers,
+/// lengths, encoding bytes, checksums), meta.json.
+fn block_parts(
+    dir: &Path,
+    series: &[(Labels, Vec<Sample>)],
+    from: i64,
+    to: i64,
+    xor: bool,
+) -> [u64; 4] {
+    let mut refs = Vec::new();
     let mut w = BlockWriter::new(dir).expect("block writer");
     let mut sorted: Vec<_> = series.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -70,6 +85,7 @@ fn block_bytes(dir: &Path, series: &[(Labels, Vec<Sample>)], from: i64, to: i64,
         } else {
             w.add_samples(part, &mut metas).expect("samples");
         }
+        refs.extend(metas.iter().map(|m| m.r));
         w.add_series(labels.clone(), metas).expect("series");
     }
     let meta = w
@@ -85,11 +101,16 @@ fn block_bytes(dir: &Path, series: &[(Labels, Vec<Sample>)], from: i64, to: i64,
         })
         .expect("finish");
     let path = dir.join(&meta.ulid);
-    let mut bytes = 0;
-    for e in walk(&path) {
-        bytes += std::fs::metadata(e).map_or(0, |m| m.len());
-    }
-    bytes
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let index = size(&path.join("index"));
+    let meta_json = size(&path.join("meta.json"));
+    let segments: u64 = walk(&path.join("chunks")).iter().map(|p| size(p)).sum();
+    let block = Block::open(&path).expect("open block");
+    let data: u64 = refs
+        .iter()
+        .map(|&r| block.chunks().chunk(r).map_or(0, |d| d.len() as u64))
+        .sum();
+    [index, data, segments - data, meta_json]
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -125,14 +146,26 @@ fn figures() {
         let xor: u64 = hours(h)
             .map(|(a, b)| block_bytes(tmp.path(), &data, a, b, true))
             .sum();
-        let new: u64 = hours(h)
-            .map(|(a, b)| block_bytes(tmp.path(), &data, a, b, false))
-            .sum();
+        let parts = hours(h)
+            .map(|(a, b)| block_parts(tmp.path(), &data, a, b, false))
+            .fold([0u64; 4], |mut acc, p| {
+                acc.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+                acc
+            });
+        let new: u64 = parts.iter().sum();
         println!(
             "  {name:15} xor {:.3} B/sample, packed {:.3} B/sample ({:.2}x smaller)",
             per(xor),
             per(new),
             xor as f64 / new as f64
+        );
+        println!(
+            "  {:15} index {:.3}, chunk data {:.3}, chunk framing {:.3}, meta.json {:.4}",
+            "",
+            per(parts[0]),
+            per(parts[1]),
+            per(parts[2]),
+            per(parts[3])
         );
     }
 }

@@ -17,7 +17,12 @@ use std::io::Write;
 use std::path::Path;
 
 pub const MAGIC: u32 = 0xCA12_1DE5;
-const VERSION: u8 = 1;
+/// Version 1: chunk metas with absolute first mints and refs.
+const VERSION_1: u8 = 1;
+/// Version 2 (what cairn writes): the series section starts with a base time; a
+/// series' first mint is stored after it, its first chunk ref as segment and offset,
+/// later refs as the step from the previous one (see index.md).
+const VERSION_2: u8 = 2;
 const HEADER_LEN: usize = 8;
 const SECTIONS: usize = 5;
 /// The table of contents: five u64 section offsets and their CRC32.
@@ -33,6 +38,16 @@ pub struct ChunkMeta {
 
 /// Writes the index for `series`, which must be sorted by labels and unique.
 pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), BlockError> {
+    write_version(path, series, VERSION_2)
+}
+
+/// [`write`] in the format of `version` (1 only for tests that old indexes stay
+/// readable).
+fn write_version(
+    path: &Path,
+    series: &[(Labels, Vec<ChunkMeta>)],
+    version: u8,
+) -> Result<(), BlockError> {
     if series.windows(2).any(|w| w[0].0 >= w[1].0) {
         return Err(BlockError::Corrupt(
             "index series not sorted and unique".into(),
@@ -59,7 +74,15 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
         symbols.extend_from_slice(s.as_bytes());
     }
 
+    let base = series
+        .iter()
+        .filter_map(|(_, c)| c.first().map(|c| c.mint))
+        .min()
+        .unwrap_or(0);
     let mut body = Vec::new();
+    if version == VERSION_2 {
+        put_varint(&mut body, base);
+    }
     let mut offsets = Vec::with_capacity(series.len() * 4 + 4);
     offsets.extend_from_slice(&(series.len() as u32).to_be_bytes());
     let mut postings = BTreeMap::<(u32, u32), RoaringBitmap>::new();
@@ -75,21 +98,40 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
             postings.entry((n, v)).or_default().insert(ord as u32);
         }
         put_uvarint(&mut body, chunks.len() as u64);
-        let mut prev_maxt = 0i64;
-        for (i, c) in chunks.iter().enumerate() {
-            // The first mint absolute, later ones as the gap after the previous chunk.
-            let base = if i == 0 { 0 } else { prev_maxt };
-            put_varint(&mut body, c.mint.wrapping_sub(base));
-            put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
-            put_uvarint(&mut body, c.r);
-            prev_maxt = c.maxt;
+        let mut prev: Option<&ChunkMeta> = None;
+        for c in chunks {
+            // Chunks are written series by series in this order, so a series' refs
+            // are a few hundred bytes apart and its times close to the block's start.
+            match prev {
+                _ if version == VERSION_1 => {
+                    let base = prev.map_or(0, |p| p.maxt);
+                    put_varint(&mut body, c.mint.wrapping_sub(base));
+                    put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
+                    put_uvarint(&mut body, c.r);
+                }
+                None => {
+                    put_uvarint(&mut body, c.mint.wrapping_sub(base) as u64);
+                    put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
+                    put_uvarint(&mut body, c.r >> 32);
+                    put_uvarint(&mut body, c.r & 0xffff_ffff);
+                }
+                Some(p) => {
+                    put_varint(&mut body, c.mint.wrapping_sub(p.maxt));
+                    put_uvarint(&mut body, c.maxt.wrapping_sub(c.mint) as u64);
+                    put_varint(&mut body, c.r.wrapping_sub(p.r) as i64);
+                }
+            }
+            prev = Some(c);
         }
     }
 
     let mut post = Vec::new();
     let mut table = Vec::new();
     put_uvarint(&mut table, postings.len() as u64);
-    for ((n, v), bm) in &postings {
+    for ((n, v), bm) in &mut postings {
+        // Run containers: series are numbered in label order, so a metric name's or
+        // a job's series are one run of ordinals (4 bytes instead of 2 per series).
+        bm.optimize();
         let off = post.len();
         bm.serialize_into(&mut post)?;
         put_uvarint(&mut table, u64::from(*n));
@@ -102,7 +144,7 @@ pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), Blo
         HEADER_LEN + symbols.len() + body.len() + offsets.len() + post.len() + table.len() + 64,
     );
     out.extend_from_slice(&MAGIC.to_be_bytes());
-    out.extend_from_slice(&[VERSION, 0, 0, 0]);
+    out.extend_from_slice(&[version, 0, 0, 0]);
     let mut toc = Vec::with_capacity(TOC_LEN);
     for sec in [&symbols, &body, &offsets, &post, &table] {
         toc.extend_from_slice(&(out.len() as u64).to_be_bytes());
@@ -136,6 +178,9 @@ pub struct IndexReader {
     /// (offset, len) of each symbol's bytes in the file, in id (= sorted) order.
     symbols: Vec<(u32, u32)>,
     series: std::ops::Range<usize>,
+    version: u8,
+    /// Version 2: the time first mints are stored after.
+    base: i64,
     offsets: std::ops::Range<usize>,
     num_series: u32,
     postings: std::ops::Range<usize>,
@@ -165,7 +210,8 @@ impl IndexReader {
         if d.len() < HEADER_LEN + TOC_LEN || d[..4] != MAGIC.to_be_bytes() {
             return Err(corrupt("index: bad header"));
         }
-        if d[4] != VERSION || d[5..8] != [0, 0, 0] {
+        let version = d[4];
+        if !matches!(version, VERSION_1 | VERSION_2) || d[5..8] != [0, 0, 0] {
             return Err(corrupt(format!("index: unknown version {}", d[4])));
         }
         let toc = &d[d.len() - TOC_LEN..];
@@ -246,9 +292,17 @@ impl IndexReader {
         {
             return Err(bad());
         }
+        let base = if version == VERSION_2 {
+            let mut pos = 0;
+            get_varint(&d[secs[1].clone()], &mut pos).ok_or_else(|| corrupt("index: series"))?
+        } else {
+            0
+        };
         Ok(IndexReader {
             symbols,
             series: secs[1].clone(),
+            version,
+            base,
             offsets: secs[2].start + 4..secs[2].end,
             num_series,
             postings: secs[3].clone(),
@@ -317,14 +371,41 @@ impl IndexReader {
             labels.push((n, v));
         }
         let nc = get_uvarint(d, &mut pos)?;
-        let mut prev_maxt = 0i64;
-        for i in 0..nc {
-            let base = if i == 0 { 0 } else { prev_maxt };
-            let mint = get_varint(d, &mut pos)?.wrapping_add(base);
-            let maxt = mint.wrapping_add(get_uvarint(d, &mut pos)? as i64);
-            let r = get_uvarint(d, &mut pos)?;
-            chunks.push(ChunkMeta { mint, maxt, r });
-            prev_maxt = maxt;
+        if self.version == VERSION_1 {
+            let mut prev_maxt = 0i64;
+            for i in 0..nc {
+                let base = if i == 0 { 0 } else { prev_maxt };
+                let mint = get_varint(d, &mut pos)?.wrapping_add(base);
+                let maxt = mint.wrapping_add(get_uvarint(d, &mut pos)? as i64);
+                let r = get_uvarint(d, &mut pos)?;
+                chunks.push(ChunkMeta { mint, maxt, r });
+                prev_maxt = maxt;
+            }
+            return Some(());
+        }
+        let mut prev: Option<ChunkMeta> = None;
+        for _ in 0..nc {
+            let c = match prev {
+                None => {
+                    let mint = self.base.wrapping_add(get_uvarint(d, &mut pos)? as i64);
+                    let maxt = mint.wrapping_add(get_uvarint(d, &mut pos)? as i64);
+                    let seg = u32::try_from(get_uvarint(d, &mut pos)?).ok()?;
+                    let off = u32::try_from(get_uvarint(d, &mut pos)?).ok()?;
+                    ChunkMeta {
+                        mint,
+                        maxt,
+                        r: super::chunks::chunk_ref(seg, off),
+                    }
+                }
+                Some(p) => {
+                    let mint = p.maxt.wrapping_add(get_varint(d, &mut pos)?);
+                    let maxt = mint.wrapping_add(get_uvarint(d, &mut pos)? as i64);
+                    let r = p.r.wrapping_add(get_varint(d, &mut pos)? as u64);
+                    ChunkMeta { mint, maxt, r }
+                }
+            };
+            chunks.push(c);
+            prev = Some(c);
         }
         Some(())
     }
@@ -518,6 +599,50 @@ mod tests {
         assert_eq!(names(&ix, &[m("job", NotRegex, "api.*")]), [0, 4]);
         assert_eq!(names(&ix, &[m("path", Regex, ".+")]), [1, 2, 3]);
         assert!(names(&ix, &[m("nope", Equal, "x")]).is_empty());
+    }
+
+    #[test]
+    fn version_1_reads_and_version_2_is_shorter() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Refs that step back (another segment's chunk) and far forward, times
+        // around the epoch and far from it.
+        let series: Vec<(Labels, Vec<ChunkMeta>)> = (0..50)
+            .map(|i: i64| {
+                let chunks = (0..3)
+                    .map(|k: i64| ChunkMeta {
+                        mint: 1_700_000_000_000 + i * 7 + k * 7_200_000,
+                        maxt: 1_700_000_000_000 + i * 7 + k * 7_200_000 + 7_000_000,
+                        r: match k {
+                            0 => (2 << 32) | (8 + 300 * i as u64),
+                            1 => (1 << 32) | 8,
+                            _ => (5 << 32) | 0xffff_fff0,
+                        },
+                    })
+                    .collect();
+                (lbls(&[("i", &format!("{i:03}"))]), chunks)
+            })
+            .chain([(
+                lbls(&[("i", "zzz")]),
+                vec![ChunkMeta {
+                    mint: -10,
+                    maxt: i64::MAX,
+                    r: 0,
+                }],
+            )])
+            .collect();
+        let mut sizes = Vec::new();
+        for version in [VERSION_1, VERSION_2] {
+            let p = tmp.path().join(format!("index{version}"));
+            write_version(&p, &series, version).unwrap();
+            sizes.push(std::fs::metadata(&p).unwrap().len());
+            let ix = IndexReader::open(&p).unwrap();
+            let (mut l, mut c) = (Vec::new(), Vec::new());
+            for (ord, (_, chunks)) in series.iter().enumerate() {
+                assert!(ix.series(ord as u32, &mut l, &mut c), "v{version} {ord}");
+                assert_eq!(&c, chunks, "v{version} {ord}");
+            }
+        }
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
     }
 
     #[test]

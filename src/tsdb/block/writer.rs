@@ -99,7 +99,7 @@ pub struct BlockWriter {
     shared: Vec<u8>,
     xor: XorAppender,
     /// Sample counts and timestamp sections written with chunks of their own, and
-    /// those chunks' refs.
+    /// those chunks' segments (high 32 bits) and ordinals among their segment's owners.
     ts_owners: HashMap<Box<[u8]>, u64>,
     ts_bytes: usize,
 }
@@ -174,6 +174,7 @@ impl BlockWriter {
             && let Some(&owner) = self.ts_owners.get(key)
         {
             self.shared.clear();
+            // The owner's ordinal among its segment's owners (see block.md).
             packed::share_timestamps(
                 &self.packed,
                 ts.clone(),
@@ -186,10 +187,11 @@ impl BlockWriter {
             }
         }
         let r = self.chunks.write_enc(ENC_PACKED, &self.packed)?;
+        let owner = (r >> 32 << 32) | u64::from(self.chunks.owners().saturating_sub(1));
         let key = &self.packed[..ts.end];
         if ts.len() >= MIN_SHARED_TS && self.ts_bytes + key.len() <= SHARED_TS_BUDGET {
             // A chunk in a new segment takes over as the owner of its timestamps.
-            if self.ts_owners.insert(key.into(), r).is_none() {
+            if self.ts_owners.insert(key.into(), owner).is_none() {
                 self.ts_bytes += key.len();
             }
         }
@@ -434,16 +436,18 @@ mod tests {
         let ts = enc.encode(&s, &mut own).unwrap();
         let mut cw = ChunkWriter::new(tmp.path(), SEGMENT_MAX);
         let first = cw.write_enc(ENC_PACKED, &own).unwrap();
+        assert_eq!(first, super::super::chunks::chunk_ref(1, 8));
         let (mut good, mut bad) = (Vec::new(), Vec::new());
-        packed::share_timestamps(&own, ts.clone(), first & 0xffff_ffff, &mut good);
-        packed::share_timestamps(&own, ts, (first & 0xffff_ffff) + 1, &mut bad);
+        assert_eq!(cw.owners(), 1);
+        packed::share_timestamps(&own, ts.clone(), 0, &mut good);
+        packed::share_timestamps(&own, ts, 1, &mut bad);
         let second = cw.write_enc(ENC_PACKED, &good).unwrap();
         cw.finish().unwrap();
         let r = ChunkReader::open(tmp.path()).unwrap();
         let mut out = Vec::new();
         assert!(r.decode_ref(second, &mut out));
         assert_eq!(out, s);
-        // A reference to anything but an earlier owner's start fails verification.
+        // A reference to anything but an earlier owner fails verification.
         let mut cw = ChunkWriter::new(&tmp.path().join("x"), SEGMENT_MAX);
         std::fs::create_dir_all(tmp.path().join("x")).unwrap();
         cw.write_enc(ENC_PACKED, &own).unwrap();
