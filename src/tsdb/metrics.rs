@@ -204,7 +204,7 @@ mod tests {
         let helps = out.lines().filter(|l| l.starts_with("# HELP ")).count();
         let types = out.lines().filter(|l| l.starts_with("# TYPE ")).count();
         assert_eq!(helps, types);
-        assert_eq!(helps, 22);
+        assert_eq!(helps, 23);
         for l in out.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = l.split_once(' ').unwrap();
             assert!(name.starts_with("cairn_tsdb_"), "{l}");
