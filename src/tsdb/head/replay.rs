@@ -4,10 +4,7 @@
 //! samples, chunks and tombstones are split by series stripe and handed to worker
 //! threads, each owning a fixed set of stripes, so workers never wait on each other's
 //! locks and each series is created before its samples arrive and sees its records in log
-//! order. A samples record is decoded once (the reader checks it) and the decoded samples
-//! go to every worker, which picks its own stripes' samples: splitting them on the reader
-//! cost it as much again as decoding. A min valid time record goes to every worker at its
-//! place in the log.
+//! order. A min valid time record goes to every worker at its place in the log.
 //!
 //! The label-hash table is built at the end, in parallel per hash stripe, as the postings
 //! are. Equal labels under two refs (a series collected by truncation and created again)
@@ -92,8 +89,7 @@ pub struct ReplayReport {
 /// Work for one replay worker, all about series it owns.
 enum Job {
     Series(SeriesBatch),
-    /// A whole samples record, shared by all workers; each applies its own refs.
-    Samples(Arc<Vec<RefSample>>),
+    Samples(Vec<RefSample>),
     /// A chunks record's body and, per entry of this worker, its ref and byte range.
     Chunks(Arc<[u8]>, Vec<(u64, Range<usize>)>),
     Tombstones(Vec<Tombstone>),
@@ -129,8 +125,7 @@ struct WorkerStats {
 struct Reader<'h> {
     head: &'h Head,
     txs: Vec<SyncSender<Job>>,
-    /// The last samples record's buffer, reused once every worker is done with it.
-    samples: Arc<Vec<RefSample>>,
+    samples: Vec<RefSample>,
     tombstones: Vec<Tombstone>,
     entries: Vec<(u64, Range<usize>)>,
     /// The min valid time so far: older samples are dropped here.
@@ -183,7 +178,7 @@ impl Head {
             let mut reader = Reader {
                 head: self,
                 txs,
-                samples: Arc::new(Vec::new()),
+                samples: Vec::new(),
                 tombstones: Vec::new(),
                 entries: Vec::new(),
                 bound: self.min_valid_time(),
@@ -522,14 +517,11 @@ impl Head {
             maxt: i64::MIN,
             ..WorkerStats::default()
         };
-        // As the reader's: min valid time records reach every worker in log order.
-        let mut bound = self.min_valid_time();
+        let mut bound = i64::MIN;
         while let Ok(job) = rx.recv() {
             match job {
                 Job::Series(b) => self.replay_series(b, &mut w),
-                Job::Samples(samples) => {
-                    self.replay_samples(&samples, me, workers, bound, &mut w);
-                }
+                Job::Samples(samples) => self.replay_samples(&samples, &mut w),
                 Job::Chunks(body, entries) => {
                     let mut chunks: Vec<ChunkEntry<'_>> = Vec::new();
                     for (r, range) in entries {
@@ -602,28 +594,13 @@ impl Head {
         }
     }
 
-    /// Applies the samples of one record that belong to worker `me`'s stripes and are
-    /// not older than `bound`. Worker 0 counts the refs that cannot exist.
-    fn replay_samples(
-        &self,
-        samples: &[RefSample],
-        me: usize,
-        workers: usize,
-        bound: i64,
-        w: &mut WorkerStats,
-    ) {
+    fn replay_samples(&self, samples: &[RefSample], w: &mut WorkerStats) {
         let mut held: Option<(usize, MutexGuard<'_, SeriesPages>)> = None;
         for s in samples {
-            if s.t < bound {
-                continue;
-            }
             let Some((stripe, page, slot)) = locate(s.series_ref) else {
-                w.unknown_refs += u64::from(me == 0);
+                w.unknown_refs += 1;
                 continue;
             };
-            if stripe % workers != me {
-                continue;
-            }
             let g = match &mut held {
                 Some((i, g)) if *i == stripe => g,
                 _ => &mut held.insert((stripe, self.stripe(stripe))).1,
@@ -718,17 +695,13 @@ impl Reader<'_> {
                 self.entries = entries;
             }
             RecordType::Samples => {
-                let mut last = std::mem::take(&mut self.samples);
-                // The previous record's buffer when the workers are done with it (its
-                // capacity fits the next record), else a new one.
-                let mut samples = match Arc::get_mut(&mut last) {
-                    Some(v) => std::mem::take(v),
-                    None => Vec::with_capacity(last.len()),
-                };
+                let mut samples = std::mem::take(&mut self.samples);
                 record::decode_samples(body, &mut samples)?;
-                let samples = Arc::new(samples);
-                for k in 0..self.txs.len() {
-                    self.send(k, Job::Samples(samples.clone()));
+                let mut parts = self.split(&samples);
+                for (k, part) in parts.drain(..).enumerate() {
+                    if !part.is_empty() {
+                        self.send(k, Job::Samples(part));
+                    }
                 }
                 self.samples = samples;
             }
