@@ -28,7 +28,7 @@ pub use truncate::TruncateStats;
 
 use crate::model::Labels;
 use crate::storage::{AppendError, SeriesRef};
-use crate::tsdb::index::{MemPostings, SeriesLabels, Symbols};
+use crate::tsdb::index::{IdReaders, MemPostings, SeriesLabels, Symbols};
 use crate::tsdb::wal::Wal;
 use append::AppendBuffers;
 use chunks_disk::ChunkReader;
@@ -142,6 +142,8 @@ pub struct Head {
     stripes: Box<[Stripe]>,
     hashes: Box<[HashStripe]>,
     symbols: RwLock<Symbols>,
+    /// Queries holding symbol ids they have not resolved yet; sweeps spare those ids.
+    id_readers: IdReaders,
     postings: RwLock<MemPostings>,
     next_ref: AtomicU64,
     min_time: AtomicI64,
@@ -175,6 +177,7 @@ impl Head {
                 .map(|_| HashStripe(Mutex::new(HashTable::new())))
                 .collect(),
             symbols: RwLock::new(Symbols::new()),
+            id_readers: IdReaders::default(),
             postings: RwLock::new(MemPostings::new()),
             next_ref: AtomicU64::new(1),
             min_time: AtomicI64::new(i64::MAX),

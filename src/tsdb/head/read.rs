@@ -1,7 +1,8 @@
 //! Querying the head: selecting series by matchers, label names and values, and the
 //! sample iterator over a snapshot of a series' chunks. A select holds each series'
 //! stripe lock only long enough to clone its closed chunk handles and copy its open
-//! chunk; labels are resolved afterwards in short turns of the symbol lock.
+//! chunk; labels are resolved afterwards in short turns of the symbol lock, the ids kept
+//! alive by a pin on the head's id readers (a sweep spares them).
 
 use super::chunks_disk::{ChunkBytes, ChunkReader};
 use super::series::ClosedChunk;
@@ -72,6 +73,11 @@ impl Querier for HeadQuerier {
         if self.mint > self.maxt {
             return Ok(Vec::new());
         }
+        // Ids copied below are resolved after the stripe locks are gone. Without the pin,
+        // the truncator could collect a series in between and two sweeps free its ids:
+        // they then resolved to "" (an empty label value, which `Labels` rejects) or,
+        // once reused, to another series' strings.
+        let _pin = self.head.id_readers.pin();
         let refs = self.head.postings.read().select(matchers);
         // Under stripe locks: label ids (into one shared buffer) and chunk snapshots
         // (into one shared snapshot, open chunks copied into one buffer).
@@ -142,6 +148,8 @@ impl Querier for HeadQuerier {
             let p = self.head.postings.read();
             return Ok(p.label_names().map(str::to_string).collect());
         }
+        // As in `select`: the ids are resolved after the stripe locks are gone.
+        let _pin = self.head.id_readers.pin();
         let refs = self.matching(matchers);
         let mut names = hashbrown::HashSet::<u32>::new();
         self.for_each_in_range(&refs, |_, s| {
@@ -162,6 +170,8 @@ impl Querier for HeadQuerier {
             let values: Vec<Arc<str>> = self.head.postings.read().label_values_shared(name);
             return Ok(values.iter().map(|v| v.to_string()).collect());
         }
+        // As in `select` (and `name_id` must not be reused for another name meanwhile).
+        let _pin = self.head.id_readers.pin();
         let Some(name_id) = self.head.symbols.read().lookup(name) else {
             return Ok(Vec::new());
         };

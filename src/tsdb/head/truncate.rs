@@ -96,8 +96,9 @@ impl Head {
         stats.tombstones_removed = self.tombstones.truncate(mint, &removed);
         self.free_empty_pages();
         // Strings are freed under the write lock, which also waits out every creator
-        // that looked them up.
-        stats.symbols_freed = self.symbols.write().sweep() as u64;
+        // that looked them up; queries hold no lock between copying a series' ids and
+        // resolving them, so they pin `id_readers` instead.
+        stats.symbols_freed = self.symbols.write().sweep(&self.id_readers) as u64;
         stats
     }
 
@@ -431,6 +432,14 @@ mod tests {
                     app.commit().unwrap();
                     acked.extend(batch);
                     progress[th].store(round, Ordering::Relaxed);
+                    if round == ROUNDS / 2 {
+                        // Halfway, wait for a truncation: on a busy machine the appenders
+                        // could otherwise finish before the truncator first runs, and
+                        // nothing would have raced.
+                        while db.head().min_valid_time() <= 0 {
+                            std::thread::yield_now();
+                        }
+                    }
                 }
                 acked
             }));

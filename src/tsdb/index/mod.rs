@@ -8,7 +8,7 @@ mod symbols;
 
 pub mod stats;
 pub use postings::{MemPostings, Postings, PostingsParts};
-pub use symbols::{SeriesLabels, Symbols};
+pub use symbols::{IdPin, IdReaders, SeriesLabels, Symbols};
 
 use roaring::RoaringBitmap;
 

@@ -2,10 +2,12 @@
 //! Each distinct name or value is stored once; a series keeps only varint ids (about two
 //! bytes per label name or value) instead of two `String`s per label. Each symbol counts
 //! the series that use it; when the head collects series, [`Symbols::sweep`] frees the
-//! strings no series uses any more and their ids are handed out again later.
+//! strings no series uses any more and their ids are handed out again later, once no
+//! reader that may have copied them ([`IdReaders`]) is still at work.
 
 use crate::tsdb::varint::{get_uvarint, put_uvarint};
 use hashbrown::HashTable;
+use parking_lot::Mutex;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,9 +19,10 @@ pub struct Symbols {
     /// the table's read lock; only [`Symbols::sweep`] (under the write lock) acts on zero.
     refs: Vec<AtomicU32>,
     lookup: HashTable<u32>,
-    /// Ids swept last time: gone from `lookup` but their strings kept, because a query
-    /// may still resolve ids it copied before the sweep. Reusable from the next sweep.
-    retired: Vec<u32>,
+    /// Swept ids with the epoch of the sweep that took them out of `lookup`: their
+    /// strings are kept while a reader that began before that sweep may still resolve
+    /// them, and at least until the next sweep.
+    retired: Vec<(u64, u32)>,
     /// Ids ready to be handed out again.
     free: Vec<u32>,
     /// What a freed id resolves to.
@@ -136,29 +139,90 @@ impl Symbols {
     }
 
     /// Frees the strings no series uses: they leave the lookup now and their ids are
-    /// reused after the next sweep (see `retired`). Strings interned but never retained
-    /// (their series creation lost a race) are freed too. Returns how many left.
-    pub fn sweep(&mut self) -> usize {
-        for id in std::mem::take(&mut self.retired) {
-            self.strs[id as usize] = self.empty.clone();
-            self.free.push(id);
-        }
-        let mut gone = Vec::new();
+    /// reused from a later sweep on, once every reader pinned in `readers` before this
+    /// one has finished (see `retired`). Strings interned but never retained (their
+    /// series creation lost a race) are freed too. Returns how many left the lookup.
+    pub fn sweep(&mut self, readers: &IdReaders) -> usize {
+        let (epoch, oldest) = readers.next_epoch();
+        let strs = &mut self.strs;
+        let (empty, free) = (&self.empty, &mut self.free);
+        self.retired.retain(|&(at, id)| {
+            // A reader pinned in epoch `at` or later began after the sweep that retired
+            // `id`, when no series had it any more: it cannot hold the id.
+            if at < epoch && at <= oldest {
+                strs[id as usize] = empty.clone();
+                free.push(id);
+                false
+            } else {
+                true
+            }
+        });
+        let mut n = 0;
         for (id, r) in self.refs.iter().enumerate() {
-            if r.load(Ordering::Relaxed) == 0 && !Arc::ptr_eq(&self.strs[id], &self.empty) {
-                gone.push(id as u32);
+            if r.load(Ordering::Relaxed) != 0 || Arc::ptr_eq(&self.strs[id], &self.empty) {
+                continue;
             }
-        }
-        for &id in &gone {
-            let s = &self.strs[id as usize];
+            let s = &self.strs[id];
             let h = self.state.hash_one(&**s);
-            if let Ok(e) = self.lookup.find_entry(h, |&x| x == id) {
+            // Retired ids are already out of the lookup; this finds only live ones.
+            if let Ok(e) = self.lookup.find_entry(h, |&x| x == id as u32) {
                 e.remove();
+                self.retired.push((epoch, id as u32));
+                n += 1;
             }
         }
-        let n = gone.len();
-        self.retired = gone;
         n
+    }
+}
+
+/// The readers that copy symbol ids out of series (under a series stripe lock) and
+/// resolve them later in short turns of the symbol lock, so that a sweep can tell
+/// whether one of them may still hold an id it is about to free. Each sweep starts an
+/// epoch; a reader pins the epoch it begins in until it has resolved its ids.
+#[derive(Default)]
+pub struct IdReaders(Mutex<Epochs>);
+
+#[derive(Default)]
+struct Epochs {
+    current: u64,
+    /// The epoch of each pinned reader (a handful: one per running query).
+    pinned: Vec<u64>,
+}
+
+/// Keeps the ids a reader copies resolvable until dropped.
+pub struct IdPin<'a> {
+    readers: &'a IdReaders,
+    epoch: u64,
+}
+
+impl IdReaders {
+    /// Pins the current epoch. Take it before copying ids out of any series.
+    pub fn pin(&self) -> IdPin<'_> {
+        let mut g = self.0.lock();
+        let epoch = g.current;
+        g.pinned.push(epoch);
+        IdPin {
+            readers: self,
+            epoch,
+        }
+    }
+
+    /// Starts a sweep's epoch: returns it and the oldest epoch still pinned (the new one
+    /// when no reader is pinned).
+    fn next_epoch(&self) -> (u64, u64) {
+        let mut g = self.0.lock();
+        g.current += 1;
+        let oldest = g.pinned.iter().copied().min().unwrap_or(g.current);
+        (g.current, oldest)
+    }
+}
+
+impl Drop for IdPin<'_> {
+    fn drop(&mut self) {
+        let mut g = self.readers.0.lock();
+        if let Some(i) = g.pinned.iter().position(|&e| e == self.epoch) {
+            g.pinned.swap_remove(i);
+        }
     }
 }
 
@@ -220,13 +284,14 @@ mod tests {
     #[test]
     fn sweep_frees_unused_strings_and_reuses_ids_one_sweep_later() {
         let mut s = Symbols::new();
+        let readers = IdReaders::default();
         let (a, b, c) = (s.intern("a"), s.intern("b"), s.intern("c"));
         s.retain(a);
         s.retain(b);
         s.retain_mut(b);
         s.release(b);
         // c was never retained: it goes too.
-        assert_eq!(s.sweep(), 1);
+        assert_eq!(s.sweep(&readers), 1);
         assert_eq!(
             (s.lookup("c"), s.get(c)),
             (None, "c"),
@@ -236,7 +301,7 @@ mod tests {
         s.release(b);
         s.release(b);
         assert_eq!(s.users(b), 0, "release saturates at zero");
-        assert_eq!(s.sweep(), 1);
+        assert_eq!(s.sweep(&readers), 1);
         assert_eq!(s.get(c), "", "freed on the second sweep");
         assert_eq!((s.lookup("b"), s.get(b)), (None, "b"));
         // c's id is reused; b's only after one more sweep.
@@ -244,7 +309,7 @@ mod tests {
         s.retain(c);
         assert_eq!(s.intern("e"), 3);
         s.retain(3);
-        s.sweep();
+        s.sweep(&readers);
         assert_eq!(s.intern("f"), b);
         assert_eq!(s.lookup("a"), Some(a));
         assert_eq!(s.lookup("d"), Some(c));
@@ -252,6 +317,31 @@ mod tests {
         // A string interned again after it was freed gets a working id.
         let b2 = s.intern("b");
         assert_eq!((s.lookup("b"), s.get(b2)), (Some(b2), "b"));
+    }
+
+    #[test]
+    fn a_pinned_reader_keeps_ids_it_may_hold_until_it_is_done() {
+        let mut s = Symbols::new();
+        let readers = IdReaders::default();
+        let a = s.intern("a");
+        s.retain(a);
+        // The reader copies `a` out of its series; then the series goes.
+        let early = readers.pin();
+        s.release(a);
+        assert_eq!(s.sweep(&readers), 1);
+        // A reader that begins now cannot see `a`'s series: it holds nothing back.
+        let late = readers.pin();
+        s.sweep(&readers);
+        s.sweep(&readers);
+        assert_eq!(s.get(a), "a", "the early reader may still resolve it");
+        assert_eq!(s.intern("b"), 1, "not reused either");
+        s.retain(1);
+        drop(early);
+        s.sweep(&readers);
+        assert_eq!(s.get(a), "");
+        assert_eq!(s.intern("c"), a);
+        drop(late);
+        assert!(readers.0.lock().pinned.is_empty());
     }
 
     #[test]
