@@ -19,7 +19,7 @@ use std::path::Path;
 pub const MAGIC: u32 = 0xCA12_1DE5;
 /// Version 1: chunk metas with absolute first mints and refs.
 const VERSION_1: u8 = 1;
-/// Version 2 (what cairn writes): the series section starts with a base time; a
+/// Version 2: the series section starts with a base time; a
 /// series' first mint is stored after it, its first chunk ref as segment and offset,
 /// later refs as the step from the previous one (see index.md).
 const VERSION_2: u8 = 2;
