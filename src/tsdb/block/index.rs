@@ -90,7 +90,11 @@ fn write_version(
     if version != VERSION_1 {
         put_varint(&mut body, base);
     }
-    let stride = if version == VERSION_3 { OFFSET_STRIDE } else { 1 };
+    let stride = if version == VERSION_3 {
+        OFFSET_STRIDE
+    } else {
+        1
+    };
     let mut offsets = Vec::with_capacity(series.len().div_ceil(stride) * 4 + 4);
     offsets.extend_from_slice(&(series.len() as u32).to_be_bytes());
     let mut postings = BTreeMap::<(u32, u32), RoaringBitmap>::new();
