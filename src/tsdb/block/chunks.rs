@@ -23,11 +23,15 @@ pub const HEADER_LEN: usize = 8;
 /// Version 1: a CRC32 after every chunk; a shared-timestamps reference is the byte
 /// offset of the chunk holding them.
 const VERSION_1: u8 = 1;
-/// Version 2 (what cairn writes): checksum records every [`CHECKSUM_SPAN`] bytes; a
-/// shared-timestamps reference is the ordinal of the chunk holding them among the
-/// segment's packed chunks with timestamps of their own.
+/// Version 2: checksum records every [`CHECKSUM_SPAN`] bytes; a shared-timestamps
+/// reference is the ordinal of the chunk holding them among the segment's packed
+/// chunks with timestamps of their own.
 const VERSION_2: u8 = 2;
-/// The encoding byte of a checksum record (version 2): its 4 data bytes are the CRC32
+/// Version 3 (what cairn writes): as version 2, with packed chunks that share
+/// timestamps in the short form (no sample count of their own, see
+/// `packed::share_timestamps`), which a reader of version 2 would reject.
+const VERSION_3: u8 = 3;
+/// The encoding byte of a checksum record (versions 2 and 3): its 4 data bytes are the CRC32
 /// of the segment's bytes from the end of the previous checksum record (from the start
 /// of the file for the first) to this record's length field.
 pub const ENC_CHECKSUM: u8 = 0;
@@ -181,7 +185,7 @@ impl ChunkWriter {
             owners: 0,
         };
         f.put(&MAGIC.to_be_bytes())?;
-        f.put(&[VERSION_2, 0, 0, 0])?;
+        f.put(&[VERSION_3, 0, 0, 0])?;
         self.file = Some(f);
         Ok(())
     }
@@ -206,7 +210,7 @@ impl ChunkWriter {
 /// The mapped segments of one block, every chunk's checksum verified at open.
 pub struct ChunkReader {
     segments: Vec<Mmap>,
-    /// Per segment of version 2, the offsets of its packed chunks with timestamps of
+    /// Per segment of version 2 or 3, the offsets of its packed chunks with timestamps of
     /// their own, which shared-timestamps references number; `None` for version 1,
     /// whose references are offsets.
     owners: Vec<Option<Box<[u32]>>>,
@@ -349,7 +353,7 @@ impl ChunkReader {
 /// What verifying a segment found.
 struct CheckedSegment {
     chunks: usize,
-    /// Version 2: offsets of the packed chunks with timestamps of their own.
+    /// Versions 2 and 3: offsets of the packed chunks with timestamps of their own.
     owners: Option<Box<[u32]>>,
 }
 
@@ -364,13 +368,14 @@ fn check_segment(d: &[u8]) -> Result<CheckedSegment, String> {
         return Err("bad segment header".into());
     }
     let version = d[4];
-    if !matches!(version, VERSION_1 | VERSION_2) || d[5..8] != [0, 0, 0] {
+    if !matches!(version, VERSION_1 | VERSION_2 | VERSION_3) || d[5..8] != [0, 0, 0] {
         return Err(format!("unknown segment version {version}"));
     }
-    let v2 = version == VERSION_2;
+    // Versions 2 and 3 frame records alike (checksum records, owner ordinals).
+    let v2 = version != VERSION_1;
     let mut pos = HEADER_LEN;
     let mut n = 0;
-    // Where the bytes not yet covered by a checksum record start (version 2).
+    // Where the bytes not yet covered by a checksum record start (versions 2 and 3).
     let mut mark = 0;
     // Offsets of the packed chunks with timestamps of their own: the ones a later
     // packed chunk may name.
@@ -499,7 +504,7 @@ mod tests {
     }
 
     /// A version 1 segment as cairn wrote it before: a CRC32 after every chunk, and
-    /// shared timestamps named by the owner's offset.
+    /// shared timestamps in the long form named by the owner's offset.
     #[test]
     fn version_1_segments_stay_readable() {
         let tmp = tempfile::tempdir().unwrap();
@@ -513,8 +518,12 @@ mod tests {
         let ts = packed::PackedEncoder::new()
             .encode(&samples, &mut own)
             .unwrap();
-        let mut shared = Vec::new();
-        packed::share_timestamps(&own, ts, 8, &mut shared);
+        // The long form of shared timestamps (count, layout 3, offset 8), as then.
+        let mut shared = own[..ts.start].to_vec();
+        shared.push(3);
+        put_uvarint(&mut shared, 8);
+        shared.extend_from_slice(&own[ts.end..]);
+        assert_eq!(packed::shared_timestamps(&shared), Some(8));
         let mut seg = MAGIC.to_be_bytes().to_vec();
         seg.extend_from_slice(&[1, 0, 0, 0]);
         let mut refs = Vec::new();
@@ -537,5 +546,45 @@ mod tests {
         let mut bad = seg.clone();
         bad[12] ^= 0x40;
         assert!(verify_segment(&bad).is_err());
+    }
+
+    /// A version 2 segment: checksum records, and shared timestamps in the long form
+    /// named by the owner's ordinal.
+    #[test]
+    fn version_2_segments_stay_readable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let samples: Vec<Sample> = (0..100)
+            .map(|i| Sample {
+                t: i * 1000 + i % 3,
+                v: (i * 3) as f64,
+            })
+            .collect();
+        let mut own = Vec::new();
+        let ts = packed::PackedEncoder::new()
+            .encode(&samples, &mut own)
+            .unwrap();
+        let mut shared = own[..ts.start].to_vec();
+        shared.push(3);
+        put_uvarint(&mut shared, 0);
+        shared.extend_from_slice(&own[ts.end..]);
+        let mut seg = MAGIC.to_be_bytes().to_vec();
+        seg.extend_from_slice(&[VERSION_2, 0, 0, 0]);
+        let mut refs = Vec::new();
+        for data in [&own, &shared] {
+            refs.push(chunk_ref(1, seg.len() as u32));
+            put_uvarint(&mut seg, data.len() as u64);
+            seg.push(ENC_PACKED);
+            seg.extend_from_slice(data);
+        }
+        let crc = crc32fast::hash(&seg);
+        seg.extend_from_slice(&[4, ENC_CHECKSUM]);
+        seg.extend_from_slice(&crc.to_be_bytes());
+        std::fs::write(segment_path(tmp.path(), 1), &seg).unwrap();
+        let r = ChunkReader::open(tmp.path()).unwrap();
+        for rf in refs {
+            let mut out = Vec::new();
+            assert!(r.decode_ref(rf, &mut out));
+            assert_eq!(out, samples);
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! A block's `index` file: the symbol table, the series (labels as symbol ids, chunk
-//! metas), a fixed-width series offset table, postings per label pair as serialized
+//! metas), a series offset table (every 16th series' offset since version 3), postings per label pair as serialized
 //! roaring bitmaps, the postings offset table and a table of contents, every section
 //! CRC32-checked at open. Owns the writer and the mmap reader, and resolves matchers
 //! against the postings with the head's semantics (`index::MemPostings::select`).
@@ -19,10 +19,17 @@ use std::path::Path;
 pub const MAGIC: u32 = 0xCA12_1DE5;
 /// Version 1: chunk metas with absolute first mints and refs.
 const VERSION_1: u8 = 1;
-/// Version 2 (what cairn writes): the series section starts with a base time; a
+/// Version 2: the series section starts with a base time; a
 /// series' first mint is stored after it, its first chunk ref as segment and offset,
 /// later refs as the step from the previous one (see index.md).
 const VERSION_2: u8 = 2;
+/// Version 3 (what cairn writes): as version 2, but the series offset table holds the
+/// offset of every [`OFFSET_STRIDE`]th series only; a reader skips the entries in
+/// between (see index.md).
+const VERSION_3: u8 = 3;
+/// Series per stored offset in version 3: 3.75 bytes a series fewer than one `u32` each,
+/// for skipping at most 15 entries' varints on a lookup (a few hundred bytes read).
+const OFFSET_STRIDE: usize = 16;
 const HEADER_LEN: usize = 8;
 const SECTIONS: usize = 5;
 /// The table of contents: five u64 section offsets and their CRC32.
@@ -38,10 +45,10 @@ pub struct ChunkMeta {
 
 /// Writes the index for `series`, which must be sorted by labels and unique.
 pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<(), BlockError> {
-    write_version(path, series, VERSION_2)
+    write_version(path, series, VERSION_3)
 }
 
-/// [`write`] in the format of `version` (1 only for tests that old indexes stay
+/// [`write`] in the format of `version` (1 and 2 only for tests that old indexes stay
 /// readable).
 fn write_version(
     path: &Path,
@@ -80,16 +87,23 @@ fn write_version(
         .min()
         .unwrap_or(0);
     let mut body = Vec::new();
-    if version == VERSION_2 {
+    if version != VERSION_1 {
         put_varint(&mut body, base);
     }
-    let mut offsets = Vec::with_capacity(series.len() * 4 + 4);
+    let stride = if version == VERSION_3 {
+        OFFSET_STRIDE
+    } else {
+        1
+    };
+    let mut offsets = Vec::with_capacity(series.len().div_ceil(stride) * 4 + 4);
     offsets.extend_from_slice(&(series.len() as u32).to_be_bytes());
     let mut postings = BTreeMap::<(u32, u32), RoaringBitmap>::new();
     for (ord, (labels, chunks)) in series.iter().enumerate() {
         let off = u32::try_from(body.len())
             .map_err(|_| BlockError::Corrupt("index series section over 4 GiB".into()))?;
-        offsets.extend_from_slice(&off.to_be_bytes());
+        if ord % stride == 0 {
+            offsets.extend_from_slice(&off.to_be_bytes());
+        }
         put_uvarint(&mut body, labels.len() as u64);
         for l in labels {
             let (n, v) = (id(&l.name), id(&l.value));
@@ -179,7 +193,7 @@ pub struct IndexReader {
     symbols: Vec<(u32, u32)>,
     series: std::ops::Range<usize>,
     version: u8,
-    /// Version 2: the time first mints are stored after.
+    /// Versions 2 and 3: the time first mints are stored after.
     base: i64,
     offsets: std::ops::Range<usize>,
     num_series: u32,
@@ -189,6 +203,38 @@ pub struct IndexReader {
 
 fn be_u32(d: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(d.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Series per stored offset in an index of `version`.
+fn stride_of(version: u8) -> usize {
+    if version == VERSION_3 {
+        OFFSET_STRIDE
+    } else {
+        1
+    }
+}
+
+/// Moves `pos` past `n` varints without decoding them.
+fn skip_varints(d: &[u8], pos: &mut usize, n: u64) -> Option<()> {
+    for _ in 0..n {
+        while *d.get(*pos)? >= 0x80 {
+            *pos += 1;
+        }
+        *pos += 1;
+    }
+    Some(())
+}
+
+/// Moves `pos` past one version 2/3 series entry (labels, then chunk metas: four
+/// varints for the first chunk, three for each later one).
+fn skip_series(d: &[u8], pos: &mut usize) -> Option<()> {
+    let nl = get_uvarint(d, pos)?;
+    skip_varints(d, pos, nl.checked_mul(2)?)?;
+    let nc = get_uvarint(d, pos)?;
+    if nc > 0 {
+        skip_varints(d, pos, (nc - 1).checked_mul(3)?.checked_add(4)?)?;
+    }
+    Some(())
 }
 
 fn corrupt(why: impl Into<String>) -> BlockError {
@@ -211,7 +257,7 @@ impl IndexReader {
             return Err(corrupt("index: bad header"));
         }
         let version = d[4];
-        if !matches!(version, VERSION_1 | VERSION_2) || d[5..8] != [0, 0, 0] {
+        if !matches!(version, VERSION_1 | VERSION_2 | VERSION_3) || d[5..8] != [0, 0, 0] {
             return Err(corrupt(format!("index: unknown version {}", d[4])));
         }
         let toc = &d[d.len() - TOC_LEN..];
@@ -258,7 +304,7 @@ impl IndexReader {
 
         let offs = &d[secs[2].clone()];
         let num_series = be_u32(offs, 0).ok_or_else(|| corrupt("index: series offsets"))?;
-        if offs.len() != 4 + 4 * num_series as usize {
+        if offs.len() != 4 + 4 * (num_series as usize).div_ceil(stride_of(version)) {
             return Err(corrupt("index: series offsets length"));
         }
 
@@ -292,7 +338,7 @@ impl IndexReader {
         {
             return Err(bad());
         }
-        let base = if version == VERSION_2 {
+        let base = if version != VERSION_1 {
             let mut pos = 0;
             get_varint(&d[secs[1].clone()], &mut pos).ok_or_else(|| corrupt("index: series"))?
         } else {
@@ -361,9 +407,14 @@ impl IndexReader {
         if ord >= self.num_series {
             return None;
         }
-        let off = be_u32(&self.map[self.offsets.clone()], ord as usize * 4)? as usize;
+        let stride = stride_of(self.version);
+        let (group, skip) = (ord as usize / stride, ord as usize % stride);
+        let off = be_u32(&self.map[self.offsets.clone()], group * 4)? as usize;
         let d = self.map.get(self.series.clone())?;
         let mut pos = off;
+        for _ in 0..skip {
+            skip_series(d, &mut pos)?;
+        }
         let nl = get_uvarint(d, &mut pos)?;
         for _ in 0..nl {
             let n = u32::try_from(get_uvarint(d, &mut pos)?).ok()?;
@@ -602,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn version_1_reads_and_version_2_is_shorter() {
+    fn older_versions_read_and_each_is_shorter() {
         let tmp = tempfile::tempdir().unwrap();
         // Refs that step back (another segment's chunk) and far forward, times
         // around the epoch and far from it.
@@ -621,6 +672,8 @@ mod tests {
                     .collect();
                 (lbls(&[("i", &format!("{i:03}"))]), chunks)
             })
+            // A series without chunks (the skip over it in version 3) before the last.
+            .chain([(lbls(&[("i", "zz0")]), vec![])])
             .chain([(
                 lbls(&[("i", "zzz")]),
                 vec![ChunkMeta {
@@ -631,18 +684,21 @@ mod tests {
             )])
             .collect();
         let mut sizes = Vec::new();
-        for version in [VERSION_1, VERSION_2] {
+        for version in [VERSION_1, VERSION_2, VERSION_3] {
             let p = tmp.path().join(format!("index{version}"));
             write_version(&p, &series, version).unwrap();
             sizes.push(std::fs::metadata(&p).unwrap().len());
             let ix = IndexReader::open(&p).unwrap();
             let (mut l, mut c) = (Vec::new(), Vec::new());
-            for (ord, (_, chunks)) in series.iter().enumerate() {
+            for (ord, (labels, chunks)) in series.iter().enumerate() {
                 assert!(ix.series(ord as u32, &mut l, &mut c), "v{version} {ord}");
                 assert_eq!(&c, chunks, "v{version} {ord}");
+                let value = labels.iter().next().map(|x| &*x.value);
+                assert_eq!(Some(ix.symbol(l[0].1)), value, "v{version} {ord}");
             }
+            assert!(!ix.series(series.len() as u32, &mut l, &mut c));
         }
-        assert!(sizes[1] < sizes[0], "{sizes:?}");
+        assert!(sizes[2] < sizes[1] && sizes[1] < sizes[0], "{sizes:?}");
     }
 
     #[test]

@@ -39,7 +39,8 @@ const TS_REGULAR: u8 = 0;
 const TS_DELTAS: u8 = 1;
 const TS_GRID: u8 = 2;
 /// The timestamps are those of another chunk, named by a number its container defines
-/// (in a block: that chunk's offset in the same segment file).
+/// (in a block: that chunk's ordinal among its segment's owners). The long form, read
+/// only: cairn now writes shared chunks in the short form (see [`share_timestamps`]).
 const TS_SHARED: u8 = 3;
 
 /// Flag bit of the value header byte: mantissas stored as delta-of-deltas.
@@ -436,31 +437,35 @@ fn unpack(p: &[u8], w: u32, base: i64, out: &mut [i64]) {
     }
 }
 
-/// The number of samples a packed chunk holds (0 if its header is unreadable).
+/// The number of samples a packed chunk holds (0 if its header is unreadable, or if it
+/// takes its timestamps, and so its count, from another chunk in the short form).
 pub fn num_samples(chunk: &[u8]) -> usize {
     let mut pos = 0;
     get_uvarint(chunk, &mut pos).map_or(0, |n| n as usize)
 }
 
 /// Writes `chunk` (from [`PackedEncoder::encode`], its timestamp section at `ts`) to
-/// `out` with the timestamps replaced by a reference to another chunk whose timestamp
-/// section is byte for byte the same: `shared` names it, as the container defines.
+/// `out` with the sample count and timestamps replaced by a reference to another chunk
+/// whose timestamp section (and so count) is byte for byte the same: `shared` names
+/// it, as the container defines. This is the short form: a zero where the count was,
+/// then `shared`.
 pub fn share_timestamps(chunk: &[u8], ts: Range<usize>, shared: u64, out: &mut Vec<u8>) {
-    out.extend_from_slice(&chunk[..ts.start]);
-    out.push(TS_SHARED);
+    out.push(0);
     put_uvarint(out, shared);
     out.extend_from_slice(&chunk[ts.end..]);
 }
 
-/// The reference of a chunk whose timestamps are shared (see [`share_timestamps`]),
-/// `None` if it holds its own.
+/// The reference of a chunk whose timestamps are shared (see [`share_timestamps`]; the
+/// long form, count then layout 3, is what cairn wrote before), `None` if it holds its
+/// own.
 pub fn shared_timestamps(chunk: &[u8]) -> Option<u64> {
     let mut pos = 0;
-    get_uvarint(chunk, &mut pos)?;
-    if *chunk.get(pos)? != TS_SHARED {
-        return None;
+    if get_uvarint(chunk, &mut pos)? != 0 {
+        if *chunk.get(pos)? != TS_SHARED {
+            return None;
+        }
+        pos += 1;
     }
-    pos += 1;
     get_uvarint(chunk, &mut pos)
 }
 
@@ -483,13 +488,22 @@ fn decode_inner(
     start: usize,
 ) -> Option<()> {
     let mut pos = 0;
-    let n = usize::try_from(get_uvarint(d, &mut pos)?).ok()?;
+    let mut n = usize::try_from(get_uvarint(d, &mut pos)?).ok()?;
+    // The short form of shared timestamps: the count is the other chunk's.
+    let short = n == 0;
+    let mut at = 0;
+    if short {
+        get_uvarint(d, &mut pos)?;
+        n = usize::try_from(get_uvarint(shared?, &mut at)?).ok()?;
+    }
     // Every group takes at least two bytes, so a short chunk cannot claim many samples.
     if n == 0 || n > MAX_SAMPLES || n > (d.len() + 1) * GROUP {
         return None;
     }
     out.reserve(n);
-    if *d.get(pos)? == TS_SHARED {
+    if short {
+        get_timestamps(shared?, &mut at, n, out)?;
+    } else if *d.get(pos)? == TS_SHARED {
         pos += 1;
         get_uvarint(d, &mut pos)?;
         let ts = shared?;
@@ -767,7 +781,17 @@ mod tests {
         assert_eq!(ca[ra.clone()], cb[rb.clone()]);
         assert_eq!(shared_timestamps(&cb), None);
         let mut shared = Vec::new();
-        share_timestamps(&cb, rb, 12_345, &mut shared);
+        share_timestamps(&cb, rb.clone(), 12_345, &mut shared);
+        // The long form cairn wrote before: count, layout 3, reference.
+        let mut long = cb[..rb.start].to_vec();
+        long.push(TS_SHARED);
+        put_uvarint(&mut long, 12_345);
+        long.extend_from_slice(&cb[rb.end..]);
+        assert_eq!(shared_timestamps(&long), Some(12_345));
+        assert_eq!(shared.len() + 2, long.len(), "the count's two bytes");
+        let mut out = Vec::new();
+        decode(&long, Some(&ca), &mut out).unwrap();
+        assert_eq!(bits(&out), bits(&b));
         assert!(
             shared.len() + 100 < cb.len(),
             "{} vs {}",
@@ -775,15 +799,18 @@ mod tests {
             cb.len()
         );
         assert_eq!(shared_timestamps(&shared), Some(12_345));
-        let mut out = Vec::new();
+        out.clear();
         decode(&shared, Some(&ca), &mut out).unwrap();
         assert_eq!(bits(&out), bits(&b));
-        // Without the chunk it names, or with one of another length, nothing.
+        // Without the chunk it names, nothing; the long form also checks that chunk's
+        // count against its own (the short form has none: the container's checksums
+        // and its check that the chunk named holds timestamps guard it).
         out.clear();
         assert!(decode(&shared, None, &mut out).is_none());
+        assert!(decode(&long, None, &mut out).is_none());
         let mut short = Vec::new();
         enc.encode(&a[..299], &mut short).unwrap();
-        assert!(decode(&shared, Some(&short), &mut out).is_none());
+        assert!(decode(&long, Some(&short), &mut out).is_none());
         assert!(out.is_empty());
     }
 
