@@ -9,7 +9,10 @@
 //! (default 2000) and a tenth as many 10-bucket histograms, over `CAIRN_BENCH_HOURS`
 //! (default 2); the size is `CAIRN_BENCH_SERIES=10000 CAIRN_BENCH_HOURS=24`.
 //! `CAIRN_BENCH_HOLD=<s>` keeps both servers up with the data that long before the
-//! queries (to profile them).
+//! queries (to profile them). `CAIRN_BENCH_STEP=<s>` sets the range queries' step
+//! (default 60) and `CAIRN_BENCH_RUNS` the runs per query (default 15): at the issue's
+//! size a 60 s step makes `rate` answer 10k series x 1430 points (hundreds of MB of
+//! JSON), so a coarser step or fewer runs keeps the bench to minutes.
 
 use cairn::remote::prompb::{Label, Sample, TimeSeries, WriteRequest};
 use prost::Message;
@@ -17,7 +20,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const STEP_MS: i64 = 15_000;
-const RUNS: usize = 15;
 
 struct Proc(Child);
 impl Drop for Proc {
@@ -107,6 +109,16 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
+    let step_s: i64 = std::env::var("CAIRN_BENCH_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(60);
+    let runs: usize = std::env::var("CAIRN_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(15);
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("empty.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 1m\nscrape_configs: []\n").expect("config");
@@ -217,7 +229,7 @@ fn main() {
         "topk(10, x_total)",
     ];
     println!(
-        "{n} counters + {} bucket series, {hours} h at 15 s; median of {RUNS} runs",
+        "{n} counters + {} bucket series, {hours} h at 15 s; range step {step_s} s; median of {runs} runs",
         n
     );
     println!(
@@ -234,12 +246,12 @@ fn main() {
                 ],
             ),
             (
-                "range/60s",
+                "range",
                 vec![
                     ("query", q.to_string()),
                     ("start", ((start + 600_000) as f64 / 1000.0).to_string()),
                     ("end", (end as f64 / 1000.0).to_string()),
-                    ("step", "60".into()),
+                    ("step", step_s.to_string()),
                 ],
             ),
         ] {
@@ -253,7 +265,7 @@ fn main() {
             for (name, base) in &systems {
                 let mut times = Vec::new();
                 let mut last = serde_json::Value::Null;
-                for _ in 0..RUNS {
+                for _ in 0..runs {
                     let t0 = Instant::now();
                     let r = client
                         .get(format!("{base}/api/v1/{path}"))
@@ -269,7 +281,7 @@ fn main() {
                     last = body["data"]["result"].clone();
                 }
                 times.sort();
-                medians.push(times[RUNS / 2].as_secs_f64() * 1000.0);
+                medians.push(times[runs / 2].as_secs_f64() * 1000.0);
                 answers.push(last);
             }
             let equal = same_answer(&answers[0], &answers[1]);
